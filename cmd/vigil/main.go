@@ -29,6 +29,7 @@ into Prometheus metrics and live event streams, and keeps its own cost visible.
 
 	registerRun(app)
 	registerTrace(app)
+	registerTop(app)
 	registerFeatures(app)
 	registerConfig(app)
 	app.Command("version", "Print version and build information.").Action(func(*kingpin.ParseContext) error {

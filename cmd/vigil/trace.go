@@ -30,8 +30,9 @@ type tracer struct {
 	flags func(cmd *kingpin.CmdClause) func(e event.Event) bool
 }
 
-// tracers lists the trace subcommands; a probe with events adds one entry.
-var tracers = []tracer{execTracer, exitTracer}
+// tracers lists the trace subcommands; a probe with events appends its own
+// from an init function in its trace_<probe>.go file.
+var tracers []tracer
 
 type traceOpts struct {
 	config    string

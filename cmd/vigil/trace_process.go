@@ -9,6 +9,8 @@ import (
 
 const timeLayout = "15:04:05.000"
 
+func init() { tracers = append(tracers, execTracer, exitTracer) }
+
 var execTracer = tracer{
 	name:   "exec",
 	help:   "Trace execs (like execsnoop): successful and failed execve/execveat with argv.",

@@ -10,8 +10,8 @@ import (
 // Bus fans events out to subscribers. Publishing never blocks: a subscriber
 // whose queue is full loses the event, and the loss is counted.
 type Bus struct {
-	mu     sync.RWMutex
-	subs   []*Subscription
+	mu   sync.RWMutex
+	subs []*Subscription
 
 	published *prometheus.CounterVec
 	dropped   *prometheus.CounterVec

@@ -328,4 +328,3 @@ func errnoName(errno int32) string {
 	}
 	return "E" + strconv.Itoa(int(errno))
 }
-
