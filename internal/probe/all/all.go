@@ -2,5 +2,6 @@
 package all
 
 import (
+	_ "github.com/vigilproject/vigil/internal/probe/open"    // file opens
 	_ "github.com/vigilproject/vigil/internal/probe/process" // process lifecycle
 )
