@@ -83,9 +83,7 @@ func (a *Agent) Start() error {
 	if err := kernel.CheckPrivileges(); err != nil {
 		return err
 	}
-	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}); err != nil {
-		a.Log.Debug("raising RLIMIT_MEMLOCK failed; fine on kernels with memcg accounting", "err", err)
-	}
+	kernel.RaiseMemlock()
 	if err := kernel.EnsureTracefs(); err != nil {
 		a.Log.Warn("tracefs unavailable: programs on classic tracepoints will fall back or be skipped", "err", err)
 	}
