@@ -93,7 +93,11 @@ func probeNow() *Features {
 	add(string(RawTP), tryRawTP())
 	add(string(Tracepoint), tryTracepoint())
 	add(string(Fentry), tryTracing(ebpf.AttachTraceFEntry, "do_nanosleep"))
-	add(string(Kprobe), tryKprobe())
+	if err := tryKprobe(); errors.Is(err, os.ErrNotExist) {
+		add(string(Kprobe), fmt.Errorf("no kprobe support in this kernel (kprobe PMU and kprobe_events missing): %w", err))
+	} else {
+		add(string(Kprobe), err)
+	}
 	add(string(Uprobe), haveUprobe())
 	add(string(LSM), tryLSM())
 	add(string(CgroupSKB), features.HaveProgramType(ebpf.CGroupSKB))
