@@ -182,12 +182,12 @@ func startProbe(t *testing.T, cfg *Config, bus *event.Bus) *Probe {
 	return p
 }
 
-// collect reads open events until done says it has all it needs or five
-// seconds pass.
-func collect(t *testing.T, sub *event.Subscription, done func([]*event.Open) bool) []*event.Open {
+// collect reads open events until done says it has all it needs or the
+// timeout passes.
+func collect(t *testing.T, sub *event.Subscription, timeout time.Duration, done func([]*event.Open) bool) []*event.Open {
 	t.Helper()
 	var got []*event.Open
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(timeout)
 	for !done(got) {
 		select {
 		case e := <-sub.C():
