@@ -185,4 +185,3 @@ func byName(stats []Stat, comm string, cgroupID uint64) map[string]*Stat {
 	}
 	return out
 }
-

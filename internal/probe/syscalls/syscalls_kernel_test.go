@@ -34,9 +34,9 @@ func TestKernelSyscallCounts(t *testing.T) {
 	}
 	got := byName(stats, c.comm, cgID)
 	want := map[string][2]uint64{ // count, errors
-		"getppid":   {nGetppid, 0},
-		"fchmod":    {nFchmodBad, nFchmodBad},
-		"getcwd":    {nGetcwd, 0},
+		"getppid":         {nGetppid, 0},
+		"fchmod":          {nFchmodBad, nFchmodBad},
+		"getcwd":          {nGetcwd, 0},
 		"clock_nanosleep": {nSleeps, 0},
 	}
 	for name, w := range want {
