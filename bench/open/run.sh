@@ -2,7 +2,9 @@
 # Overhead of tracing file opens, side by side, in one run.
 #
 # The workload (bench/open/openloop) makes N openat+close pairs on one thread
-# and reports its own loop time. It runs alone, then under each tracer:
+# and reports its loop's wall time and its thread's CPU time. BPF programs on
+# syscall tracepoints run in the workload's thread, so their cost shows in its
+# CPU time, which other load on the machine disturbs far less than wall time. It runs alone, then under each tracer:
 #   floor        empty BPF programs on syscalls:sys_{enter,exit}_openat
 #   vigil-run    `vigil run` with the default config (probes: process, open;
 #                no consumer of open events, so opens are only counted in the kernel)
@@ -99,15 +101,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		t0=0
 		[ -n "$TRACER" ] && t0=$(cpu_ticks "$TRACER")
 		if [ "$c" = strace ]; then
-			ns=$(strace -f -c -o "$OUT/strace.txt" "$BIN/openloop" -n "$N")
+			res=$(strace -f -c -o "$OUT/strace.txt" "$BIN/openloop" -n "$N")
 		else
-			ns=$("$BIN/openloop" -n "$N")
+			res=$("$BIN/openloop" -n "$N")
 		fi
+		read -r ns cpuns <<<"$res"
 		t1=0
 		[ -n "$TRACER" ] && t1=$(cpu_ticks "$TRACER")
 		stop_tracer
-		printf '%s\t%d\t%s\t%d\n' "$c" "$r" "$ns" "$((t1 - t0))" >>"$RESULTS"
-		printf 'round %d %-12s %6.3f s\n' "$r" "$c" "$(echo "$ns / 1000000000" | bc -l)" >&2
+		printf '%s\t%d\t%s\t%d\t%s\n' "$c" "$r" "$ns" "$((t1 - t0))" "$cpuns" >>"$RESULTS"
+		printf 'round %d %-12s wall %6.3f s  cpu %6.3f s\n' "$r" "$c" "$(echo "$ns / 1000000000" | bc -l)" "$(echo "$cpuns / 1000000000" | bc -l)" >&2
 	done
 done
 
@@ -115,15 +118,19 @@ TICK=$(getconf CLK_TCK)
 echo
 echo "Workload: $N openat+close pairs (bench/open/openloop), $ROUNDS rounds (strace: $STRACE_ROUNDS), $(nproc) CPUs, $(uname -r)."
 echo
-echo "| tracer | median loop time (s) | slowdown vs alone | added ns per openat+close | tracer CPU (s, median) |"
-echo "|---|---:|---:|---:|---:|"
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo
+echo "| tracer | workload CPU (s) | CPU slowdown | added CPU ns per openat+close | wall (s) | wall slowdown | tracer's own CPU (s) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 alone=$(awk -F'\t' '$1=="alone"{print $3}' "$RESULTS" | median)
+alonecpu=$(awk -F'\t' '$1=="alone"{print $5}' "$RESULTS" | median)
 for c in $CASES; do
 	m=$(awk -F'\t' -v c="$c" '$1==c{print $3}' "$RESULTS" | median)
 	cpu=$(awk -F'\t' -v c="$c" '$1==c{print $4}' "$RESULTS" | median)
-	awk -v c="$c" -v m="$m" -v a="$alone" -v n="$N" -v cpu="$cpu" -v tick="$TICK" 'BEGIN {
-		printf "| %s | %.3f | %.2fx | %.0f | %.2f |\n", c, m/1e9, m/a, (m-a)/n, cpu/tick }'
+	wc=$(awk -F'\t' -v c="$c" '$1==c{print $5}' "$RESULTS" | median)
+	awk -v c="$c" -v m="$m" -v a="$alone" -v wc="$wc" -v ac="$alonecpu" -v n="$N" -v cpu="$cpu" -v tick="$TICK" 'BEGIN {
+		printf "| %s | %.3f | %.2fx | %.0f | %.3f | %.2fx | %.2f |\n", c, wc/1e9, wc/ac, (wc-ac)/n, m/1e9, m/a, cpu/tick }'
 done
 
 echo

@@ -113,7 +113,7 @@ func run(n int, loop string, ring uint32, drain bool) error {
 		cancel()
 		return fmt.Errorf("%s: %w", loop, err)
 	}
-	ns, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	ns, _ := strconv.ParseInt(strings.Fields(string(out) + " 0")[0], 10, 64)
 	var start time.Time
 	if drain {
 		// Everything is in the ring now; time user space alone.
