@@ -475,6 +475,8 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	long n;
 
 	count_open(ret);
+	if (!events_on())
+		return 0; /* counts only: skip the inflight lookup */
 	a = bpf_map_lookup_elem(&inflight, &tid);
 	if (!a)
 		return 0;

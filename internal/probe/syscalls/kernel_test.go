@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
 )
@@ -123,14 +124,15 @@ func (c *child) run(t *testing.T) {
 	}
 }
 
-func startProbe(t *testing.T, cfg *Config, reg prometheus.Registerer) *Probe {
+func startProbe(t *testing.T, cfg *Config, reg prometheus.Registerer, disabled ...kernel.HookKind) *Probe {
 	t.Helper()
 	p := New(cfg)
 	env := &probe.Env{
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: reg,
-		Procs:      proc.NewCache(1024, nil),
-		LabelLimit: 1 << 20,
+		DisabledHooks: disabled,
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer:    reg,
+		Procs:         proc.NewCache(1024, nil),
+		LabelLimit:    1 << 20,
 	}
 	if err := p.Start(env); err != nil {
 		if errors.Is(err, unix.EPERM) {

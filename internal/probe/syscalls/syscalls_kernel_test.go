@@ -7,20 +7,43 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilproject/vigil/internal/kernel"
 )
 
 // A thread doing N known syscalls shows exactly N in the kernel aggregates
 // for its comm and cgroup; a 20 ms clock_nanosleep lands in the (16.8, 33.6] ms
 // bucket; the metrics say the same.
+// It runs once per hook tier: task storage on tp_btf, then the hash map on
+// raw_tp and on the classic tracepoint, as on kernels without the former.
 func TestKernelSyscallCounts(t *testing.T) {
 	needBPF(t)
+	for _, tc := range []struct {
+		name     string
+		disabled []kernel.HookKind
+		want     kernel.HookKind
+	}{
+		{"tp_btf", nil, kernel.TpBTF},
+		{"raw_tp", []kernel.HookKind{kernel.TpBTF}, kernel.RawTP},
+		{"tracepoint", []kernel.HookKind{kernel.TpBTF, kernel.RawTP}, kernel.Tracepoint},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSyscallCounts(t, tc.disabled, tc.want) })
+	}
+}
+
+func testSyscallCounts(t *testing.T, disabled []kernel.HookKind, wantHook kernel.HookKind) {
 	c := startChild(t)
 	cgDir, cgID := newCgroup(t)
 	moveTo(t, cgDir, c.cmd.Process.Pid)
 	cfg := DefaultConfig()
 	cfg.PIDs = []uint32{uint32(c.cmd.Process.Pid)}
 	reg := prometheus.NewRegistry()
-	p := startProbe(t, cfg, reg)
+	p := startProbe(t, cfg, reg, disabled...)
+	for _, prog := range p.Object().Programs {
+		if prog.Hook != wantHook {
+			t.Fatalf("%s attached through %s, want %s", prog.Name, prog.Hook, wantHook)
+		}
+	}
 	c.run(t)
 
 	stats, errs, err := p.Snapshot()
