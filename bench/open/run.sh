@@ -14,9 +14,11 @@
 #   bpftrace     tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 #   strace       strace -f -c
 # and, for the syscall statistics probe (every syscall is hooked):
-#   floor-raw    empty BPF programs on raw_syscalls:sys_{enter,exit}
-#   vigil-sc     `vigil run` with probes.syscalls.enabled: true
-#   syscount     libbpf-tools syscount
+#   floor-raw    empty BPF programs on raw_syscalls:sys_{enter,exit} (classic tracepoint)
+#   floor-rawtp  the same attached as raw tracepoints
+#   vigil-sc     `vigil run` with probes.syscalls.enabled: true (plus the default probes)
+#   syscount     libbpf-tools syscount (counts per syscall only)
+#   syscount-lat libbpf-tools syscount -L (also times each syscall, as vigil does)
 # Rounds are interleaved; the table reports medians. Then the event-rate
 # tool measures open events delivered to user space.
 #
@@ -26,7 +28,7 @@ set -euo pipefail
 N=${N:-1000000}
 ROUNDS=${ROUNDS:-5}
 STRACE_ROUNDS=${STRACE_ROUNDS:-3}
-CASES=${CASES:-"alone floor vigil-run vigil-trace opensnoop bpftrace strace floor-raw vigil-sc syscount"}
+CASES=${CASES:-"alone floor vigil-run vigil-trace opensnoop bpftrace strace floor-raw floor-rawtp vigil-sc syscount syscount-lat"}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/bench/results/open}
 BIN=$OUT/bin
@@ -76,11 +78,13 @@ start_tracer() { # case
 	alone | strace) ;;
 	floor) "$BIN/floor" >"$log" 2>&1 & TRACER=$!; wait_for "$log" attached 20 ;;
 	floor-raw) "$BIN/floor" raw_syscalls >"$log" 2>&1 & TRACER=$!; wait_for "$log" attached 20 ;;
+	floor-rawtp) "$BIN/floor" raw_syscalls_rawtp >"$log" 2>&1 & TRACER=$!; wait_for "$log" attached 20 ;;
 	vigil-run) "$BIN/vigil" run --web.listen-address 127.0.0.1:$PORT >"$log" 2>&1 & TRACER=$!; wait_for "$log" "vigil started" 30 ;;
 	vigil-sc) "$BIN/vigil" run -c "$OUT/syscalls.yaml" --web.listen-address 127.0.0.1:$PORT >"$log" 2>&1 & TRACER=$!; wait_for "$log" "vigil started" 30 ;;
 	vigil-trace) "$BIN/vigil" trace open --comm openloop -o json >/dev/null 2>"$log" & TRACER=$!; wait_prog tp_exit_openat ;;
 	opensnoop) stdbuf -oL opensnoop >"$log" 2>&1 & TRACER=$!; wait_for "$log" PID 30 ;;
 	syscount) stdbuf -oL syscount >"$log" 2>&1 & TRACER=$!; wait_for "$log" "Tracing syscalls" 30 ;;
+	syscount-lat) stdbuf -oL syscount -L >"$log" 2>&1 & TRACER=$!; wait_for "$log" "Tracing syscalls" 30 ;;
 	bpftrace) bpftrace -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }' >"$log" 2>&1 & TRACER=$!; wait_for "$log" Attaching 30; sleep 0.5 ;;
 	*) echo "unknown case $1" >&2; exit 1 ;;
 	esac

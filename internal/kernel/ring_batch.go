@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -33,9 +34,15 @@ func (o *Object) ReadRingBatched(ctx context.Context, interval time.Duration, ha
 	defer stop()
 	defer rd.Close()
 
+	// Flush only touches the reader's eventfd, which is safe against a
+	// concurrent Close; the ticker stops before the deferred Close runs.
 	tickDone := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer close(tickDone)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -43,9 +50,7 @@ func (o *Object) ReadRingBatched(ctx context.Context, interval time.Duration, ha
 			case <-tickDone:
 				return
 			case <-t.C:
-				if rd.AvailableBytes() > 0 {
-					_ = rd.Flush()
-				}
+				_ = rd.Flush()
 			}
 		}
 	}()

@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 // childMain waits for "go", runs the workload on a thread whose comm is
 // name, prints "done" and waits for stdin to close.
 func childMain(name string) {
+	fmt.Println("ready")
 	in := bufio.NewReader(os.Stdin)
 	if _, err := in.ReadString('\n'); err != nil {
 		os.Exit(2)
@@ -79,6 +80,9 @@ func childMain(name string) {
 
 func needBPF(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("kernel test: skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root (CAP_BPF, CAP_PERFMON) to load BPF programs")
 	}
@@ -109,7 +113,11 @@ func startChild(t *testing.T) *child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), comm: comm}
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("child did not start: %q %v", line, err)
+	}
+	return &child{cmd: cmd, stdin: stdin, out: out, comm: comm}
 }
 
 // run starts the workload and waits until it is done.
