@@ -50,6 +50,7 @@ func childMain(name string) {
 		os.Exit(2)
 	}
 	done := make(chan struct{})
+	var slept [nSleeps]time.Duration
 	go func() {
 		defer close(done)
 		runtime.LockOSThread() // the thread ends with the goroutine
@@ -69,12 +70,16 @@ func childMain(name string) {
 			unix.RawSyscall(unix.SYS_GETCWD, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0)
 		}
 		ts := unix.NsecToTimespec(sleepFor.Nanoseconds())
-		for range nSleeps {
+		for i := range nSleeps {
+			t0 := time.Now()
 			unix.Syscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+			slept[i] = time.Since(t0)
 		}
 	}()
 	<-done
-	fmt.Println("done")
+	// What the child measured around each sleep: an upper bound of what
+	// the kernel measured between syscall entry and exit.
+	fmt.Println("done", int64(slept[0]), int64(slept[1]), int64(slept[2]))
 	_, _ = io.Copy(io.Discard, in)
 }
 
@@ -93,6 +98,7 @@ type child struct {
 	stdin io.WriteCloser
 	out   *bufio.Reader
 	comm  string
+	slept []time.Duration // the child's own timing of each sleep
 }
 
 func startChild(t *testing.T) *child {
@@ -127,8 +133,16 @@ func (c *child) run(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, err := c.out.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "done" {
+	f := strings.Fields(line)
+	if err != nil || len(f) != 1+nSleeps || f[0] != "done" {
 		t.Fatalf("child: %q %v", line, err)
+	}
+	for _, x := range f[1:] {
+		ns, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			t.Fatalf("child: %q", line)
+		}
+		c.slept = append(c.slept, time.Duration(ns))
 	}
 }
 
