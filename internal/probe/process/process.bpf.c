@@ -297,7 +297,9 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 	n = bpf_probe_read_user_str(e->filename, sizeof(e->filename), (const char *)a->filename);
 	e->filename_len = n > 0 ? n - 1 : 0;
 
-	for (int i = 0; i < MAX_ARGV_SCAN; i++) {
+	int i;
+
+	for (i = 0; i < MAX_ARGV_SCAN; i++) {
 		const char *arg = NULL;
 		__u64 at = off;
 
@@ -313,6 +315,13 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 		if (n <= 0)
 			break;
 		off += n;
+	}
+	/* All MAX_ARGV_SCAN slots used: more arguments mean the list is cut. */
+	if (i == MAX_ARGV_SCAN) {
+		const char *arg = NULL;
+
+		if (!bpf_probe_read_user(&arg, sizeof(arg), &((const char *const *)a->argv)[MAX_ARGV_SCAN]) && arg)
+			e->args_truncated = 1;
 	}
 	if (off > max_args_bytes) {
 		off = max_args_bytes;
