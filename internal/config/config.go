@@ -102,11 +102,11 @@ func Parse(data []byte, source string) (*Config, error) {
 	defaults := cfg.Probes
 	cfg.Probes = yaml.Node{}
 	if err := decodeStrict(data, cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
+		return nil, withSource(source, err)
 	}
 	cfg.Source = source
 	if err := cfg.decodeProbes(&defaults); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
+		return nil, withSource(source, err)
 	}
 	if errs := cfg.validate(); len(errs) > 0 {
 		var doc yaml.Node
@@ -322,4 +322,18 @@ func validateLine(sections []*yaml.Node, err error) int {
 		return sections[len(sections)-1].Line
 	}
 	return 0
+}
+
+// withSource prefixes every error of a joined error with the file name, so
+// each line of the message says where to look.
+func withSource(source string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			out[i] = fmt.Errorf("%s: %w", source, e)
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s: %w", source, err)
 }

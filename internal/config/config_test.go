@@ -196,3 +196,19 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("default config as a file: %v", err)
 	}
 }
+
+// Two wrong types in one file: two lines, each with file, line and key.
+func TestSeveralTypeErrors(t *testing.T) {
+	_, err := config.Parse([]byte("probes:\n  process:\n    forks: maybe\n    max_args: x\n"), "bad.yaml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{
+		"bad.yaml: line 3: probes.process.forks: cannot unmarshal !!str `maybe` into bool",
+		"bad.yaml: line 4: probes.process.max_args: cannot unmarshal !!str `x` into int",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("error lines %q, want %q", lines, want)
+	}
+}
