@@ -100,8 +100,8 @@ func TestDefaults(t *testing.T) {
 func TestLayering(t *testing.T) {
 	def := process.DefaultConfig()
 	cases := []struct {
-		name string
-		yaml string
+		name  string
+		yaml  string
 		check func(t *testing.T, c *config.Config)
 	}{
 		{"empty file", "", func(t *testing.T, c *config.Config) {
