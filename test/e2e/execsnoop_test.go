@@ -46,7 +46,9 @@ type sighting struct {
 	more bool // execsnoop printed "..." after the args
 }
 
-func (s sighting) key() string { return fmt.Sprintf("%d %d %s", s.pid, s.ret, strings.Join(s.args, " ")) }
+func (s sighting) key() string {
+	return fmt.Sprintf("%d %d %s", s.pid, s.ret, strings.Join(s.args, " "))
+}
 
 // parseExecsnoop reads "PCOMM PID PPID RET ARGS" lines.
 func parseExecsnoop(out, marker string) []sighting {
