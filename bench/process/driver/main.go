@@ -25,6 +25,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/testutil"
 )
 
@@ -162,6 +163,27 @@ func cpuTicks(pid int) (utime, stime float64) {
 	return u, st
 }
 
+// cpuNS sums the on-CPU time (user+sys, ns precision) of pid's threads
+// from /proc/<pid>/task/*/schedstat.
+func cpuNS(pid int) float64 {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil {
+		fail(err)
+	}
+	var sum float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // thread gone
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			v, _ := strconv.ParseFloat(f[0], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
 func statusKB(pid int, key string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -222,18 +244,25 @@ func idle() {
 	pid := a.cmd.Process.Pid
 	time.Sleep(2 * time.Second)
 	c0 := a.counters()
-	u0, s0 := cpuTicks(pid)
+	n0 := cpuNS(pid)
 	time.Sleep(*idleFor)
-	u1, s1 := cpuTicks(pid)
+	n1 := cpuNS(pid)
 	c1 := a.counters()
 	secs := idleFor.Seconds()
+	const scrapes = 20
+	m0 := cpuNS(pid)
+	for i := 0; i < scrapes; i++ {
+		a.scrape()
+	}
+	scrapeCost := (cpuNS(pid) - m0) / scrapes / 1e6
 	fmt.Printf("## Idle (default probes, %v, no workload of ours; other activity on the machine continues)\n\n", *idleFor)
 	fmt.Println("| measure | value |")
 	fmt.Println("|---|---|")
 	fmt.Printf("| RSS (VmRSS) | %.1f MB |\n", statusKB(pid, "VmRSS")/1024)
 	fmt.Printf("| peak RSS (VmHWM) | %.1f MB |\n", statusKB(pid, "VmHWM")/1024)
-	fmt.Printf("| CPU (user+sys) | %.2f %% of one core |\n", ((u1-u0)+(s1-s0))/secs)
-	fmt.Printf("| background events received | %.0f (%.1f/s) |\n\n", c1.received-c0.received, (c1.received-c0.received)/secs)
+	fmt.Printf("| CPU (user+sys, schedstat) | %.3f %% of one core |\n", 100*(n1-n0)/1e9/secs)
+	fmt.Printf("| background events received | %.0f (%.1f/s) |\n", c1.received-c0.received, (c1.received-c0.received)/secs)
+	fmt.Printf("| agent CPU per /metrics scrape (mean of %d) | %.2f ms |\n\n", scrapes, scrapeCost)
 }
 
 // --- maximum exec rate, side by side with execsnoop ---
@@ -306,20 +335,26 @@ func maxRate(tmp string, w workload) {
 	time.Sleep(500 * time.Millisecond)
 	c0 := a.counters()
 	u0, s0 := cpuTicks(pid)
-	var su0, ss0 float64
+	n0 := cpuNS(pid)
+	var sn0 float64
 	if snoop != nil {
-		su0, ss0 = cpuTicks(snoop.Process.Pid)
+		sn0 = cpuNS(snoop.Process.Pid)
 	}
 	t0 := time.Now()
 	done := w.run(*duration)
 	elapsed := time.Since(t0).Seconds()
-	waitDrained(a)
+	// Read the CPU time before scraping again: a scrape costs the agent CPU
+	// too (measured separately below). Three poll intervals let the agent
+	// read the last records of the workload first.
+	time.Sleep(3 * kernel.RingPollInterval)
 	u1, s1 := cpuTicks(pid)
+	n1 := cpuNS(pid)
+	waitDrained(a)
 	c1 := a.counters()
-	var su1, ss1 float64
+	var sn1 float64
 	snoopLines, snoopLost := 0, "0"
 	if snoop != nil {
-		su1, ss1 = cpuTicks(snoop.Process.Pid)
+		sn1 = cpuNS(snoop.Process.Pid)
 		_ = snoop.Process.Signal(syscall.SIGINT)
 		_ = snoop.Wait()
 		snoopOut.Close()
@@ -331,8 +366,9 @@ func maxRate(tmp string, w workload) {
 	execs := c1.execRuns - c0.execRuns
 	recv := c1.received - c0.received
 	drop := c1.dropped - c0.dropped
-	cpu := ((u1 - u0) + (s1 - s0)) / 100
+	cpu := (n1 - n0) / 1e9
 	ucpu := (u1 - u0) / 100
+	_ = s1 - s0
 	fmt.Printf("## Maximum exec rate: %s, %d workers, %v (default config: 1 MiB ring buffer)\n\n", w.name, *workers, *duration)
 	fmt.Println("| measure | value |")
 	fmt.Println("|---|---|")
@@ -340,14 +376,14 @@ func maxRate(tmp string, w workload) {
 	fmt.Printf("| execs in the window (kernel run count of the exec program, bpf_stats) | %.0f (%.0f/s) |\n", execs, execs/elapsed)
 	fmt.Printf("| records received by vigil (exec + fork + exit) | %.0f (%.0f/s) |\n", recv, recv/elapsed)
 	fmt.Printf("| records dropped (ring buffer full) | %.0f |\n", drop)
-	fmt.Printf("| vigil CPU (user+sys) in the window | %.2f s = %.1f %% of one core |\n", cpu, 100*cpu/elapsed)
+	fmt.Printf("| vigil CPU (user+sys, schedstat) in the window | %.3f s = %.1f %% of one core |\n", cpu, 100*cpu/elapsed)
 	fmt.Printf("| vigil CPU per record, user+sys | %.2f µs |\n", 1e6*cpu/recv)
-	fmt.Printf("| vigil CPU per record, user only | %.2f µs |\n", 1e6*ucpu/recv)
+	fmt.Printf("| vigil CPU per record, user only (utime, 10 ms ticks) | %.2f µs |\n", 1e6*ucpu/recv)
 	if snoop != nil {
-		scpu := ((su1 - su0) + (ss1 - ss0)) / 100
+		scpu := (sn1 - sn0) / 1e9
 		fmt.Printf("| execsnoop (libbpf-tools) lines printed, same window | %d |\n", snoopLines)
 		fmt.Printf("| execsnoop events lost (its own \"lost\" reports) | %s |\n", snoopLost)
-		fmt.Printf("| execsnoop CPU (user+sys), output to a file | %.2f s = %.1f %% of one core |\n", scpu, 100*scpu/elapsed)
+		fmt.Printf("| execsnoop CPU (user+sys, schedstat), output to a file | %.3f s = %.1f %% of one core |\n", scpu, 100*scpu/elapsed)
 		if snoopLines > 0 {
 			fmt.Printf("| execsnoop CPU per exec printed | %.2f µs |\n", 1e6*scpu/float64(snoopLines))
 		}
