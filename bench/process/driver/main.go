@@ -514,7 +514,8 @@ func overload(tmp string, w workload) {
 	if err := ref.Start(); err != nil {
 		fail(err)
 	}
-	defer func() { _ = ref.Process.Signal(syscall.SIGINT); _ = ref.Wait() }()
+	// Only its map is read; SIGINT sometimes leaves bpftrace 0.17 waiting.
+	defer func() { _ = ref.Process.Kill(); _ = ref.Wait() }()
 	var m *ebpf.Map
 	for i := 0; i < 100 && m == nil; i++ {
 		time.Sleep(100 * time.Millisecond)
