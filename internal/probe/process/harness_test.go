@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -76,6 +77,27 @@ func runHelper(name string, args []string) int {
 			fmt.Println(pid)
 		}
 		return 0
+	case "threads":
+		// threads N CODE: start N OS threads, then exit the whole process
+		// with CODE from one of them.
+		n, _ := strconv.Atoi(args[0])
+		code, _ := strconv.Atoi(args[1])
+		started := make(chan struct{})
+		for i := 0; i < n; i++ {
+			go func() {
+				runtime.LockOSThread()
+				started <- struct{}{}
+				select {}
+			}()
+		}
+		for i := 0; i < n; i++ {
+			<-started
+		}
+		go func() {
+			runtime.LockOSThread()
+			os.Exit(code)
+		}()
+		select {}
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", name)
 	return 2

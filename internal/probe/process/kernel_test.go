@@ -421,3 +421,32 @@ func TestContainerEnrichment(t *testing.T) {
 		t.Errorf("vigil_process_execs_total{executable=echo,container=%s} = %v; series %v", id[:12], v, m.Series("vigil_process_execs_total"))
 	}
 }
+
+// A process with many threads is one fork and one exit: threads are neither
+// forks nor exits, and the exit code is the one the process exited with,
+// whichever thread called exit.
+func TestThreadsAreNotProcesses(t *testing.T) {
+	h := startAgent(t, "")
+	cmd := exec.Command(os.Args[0], "16", "3")
+	cmd.Env = append(os.Environ(), "VIGIL_TEST_HELPER=threads")
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("helper: %v, want exit status 3", err)
+	}
+	pid := cmd.Process.Pid
+	x := waitN(h, 1, "helper exit", exitOf(pid))[0]
+	h.settle()
+	if n := len(find(h, exitOf(pid))); n != 1 {
+		t.Errorf("%d exit events for one process with 17+ threads, want 1", n)
+	}
+	if x.ExitCode != 3 || x.Signal != 0 {
+		t.Errorf("exit code %d signal %d, want 3, 0", x.ExitCode, x.Signal)
+	}
+	if f := find(h, func(f *event.Fork) bool { return int(f.PID) == pid }); len(f) != 0 {
+		t.Errorf("threads reported as %d forks", len(f))
+	}
+	if f := find(h, func(f *event.Fork) bool { return int(f.ChildPID) == pid }); len(f) != 1 {
+		t.Errorf("%d fork events creating the helper, want 1", len(f))
+	}
+}
