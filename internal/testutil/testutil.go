@@ -26,10 +26,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RequireRoot skips the test unless it runs as root. Kernel tests call it
-// (or RequireBPF) first; CI runs them as root.
+// RequireRoot skips the test unless it runs as root, and in -short mode
+// (`make unit`). Kernel tests call it (or RequireBPF) first; CI runs them as
+// root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short mode: needs root and the real kernel")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root (loading eBPF programs and creating cgroups); run `sudo go test` — CI runs these as root")
 	}
