@@ -167,3 +167,23 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("exit %d; stderr:\n%s", code, p.stderr)
 	}
 }
+
+// A required program that can attach nowhere: one message naming it and
+// the hooks tried, non-zero exit, nothing left loaded.
+func TestRequiredProgramCannotAttach(t *testing.T) {
+	testutil.RequireBPF(t)
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("kernel:\n  disabled_hooks: [tp_btf, raw_tp]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := loadedIDs(t)
+	code, _, stderr := runVigil(t, 20*time.Second, "run", "--config", cfg, "--web.listen-address", testutil.FreeAddr(t))
+	if code == 0 {
+		t.Fatal("exit 0 with every hook of a required program disabled")
+	}
+	contains(t, "stderr", stderr, "process: required program sched_process_exec could not attach",
+		"tp_btf sched_process_exec: disabled by configuration", "raw_tp sched_process_exec: disabled by configuration")
+	if left := orphans(t, before); len(left) > 0 {
+		t.Errorf("programs left loaded: %v", left)
+	}
+}
