@@ -41,10 +41,9 @@ type Config struct {
 	Enabled     bool   `yaml:"enabled"`
 	RingbufSize uint32 `yaml:"ringbuf_size"` // bytes: a power of two, at least 4096
 	// RingbufWakeupBytes batches reader wake-ups: the kernel wakes vigil
-	// once this many bytes wait, and vigil collects smaller batches every
-	// RingbufFlushInterval. 0 wakes on every record.
-	RingbufWakeupBytes   uint32        `yaml:"ringbuf_wakeup_bytes"`
-	RingbufFlushInterval time.Duration `yaml:"ringbuf_flush_interval"`
+	// once this many bytes wait; smaller batches are collected every
+	// kernel.RingPollInterval. 0 wakes on every record.
+	RingbufWakeupBytes uint32 `yaml:"ringbuf_wakeup_bytes"`
 	// Events lets open events reach user space while a consumer (a trace,
 	// an event rule) subscribes to them; counts are kept either way.
 	Events bool `yaml:"events"`
@@ -65,7 +64,7 @@ type Config struct {
 
 // DefaultConfig is the embedded default.
 func DefaultConfig() *Config {
-	return &Config{Enabled: true, RingbufSize: 4 << 20, RingbufWakeupBytes: 64 << 10, RingbufFlushInterval: 50 * time.Millisecond, Events: true, ResolvePaths: true, ExcludeSelf: true, CgroupRoot: "/sys/fs/cgroup"}
+	return &Config{Enabled: true, RingbufSize: 4 << 20, RingbufWakeupBytes: 64 << 10, Events: true, ResolvePaths: true, ExcludeSelf: true, CgroupRoot: "/sys/fs/cgroup"}
 }
 
 // IsEnabled implements probe.Config.
@@ -78,9 +77,6 @@ func (c *Config) Validate() error {
 	}
 	if c.RingbufWakeupBytes >= c.RingbufSize/2 {
 		return fmt.Errorf("ringbuf_wakeup_bytes: %d must be below half of ringbuf_size (%d)", c.RingbufWakeupBytes, c.RingbufSize)
-	}
-	if c.RingbufWakeupBytes > 0 && (c.RingbufFlushInterval < time.Millisecond || c.RingbufFlushInterval > 10*time.Second) {
-		return fmt.Errorf("ringbuf_flush_interval: %s must be between 1ms and 10s when ringbuf_wakeup_bytes is set", c.RingbufFlushInterval)
 	}
 	if len(c.PIDs) > MaxFilterPIDs {
 		return fmt.Errorf("pids: %d given, at most %d", len(c.PIDs), MaxFilterPIDs)
@@ -339,10 +335,7 @@ func (p *Probe) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	if p.cfg.RingbufWakeupBytes == 0 {
-		return p.obj.ReadRing(ctx, p.handle)
-	}
-	return p.obj.ReadRingBatched(ctx, p.cfg.RingbufFlushInterval, p.handle)
+	return p.obj.ReadRing(ctx, p.handle)
 }
 
 // Close implements probe.Probe.
