@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/vigilproject/vigil/internal/agent"
+	"github.com/vigilproject/vigil/internal/event"
+)
+
+// tracer describes one `vigil trace` subcommand.
+type tracer struct {
+	name   string
+	help   string
+	probe  string
+	kinds  []event.Kind
+	header []string
+	row    func(e event.Event) []string
+	// flags adds kind-specific filters; the returned func reports whether
+	// an event passes them.
+	flags func(cmd *kingpin.CmdClause) func(e event.Event) bool
+}
+
+// tracers lists the trace subcommands; a probe with events appends its own
+// from an init function in its trace_<probe>.go file.
+var tracers []tracer
+
+type traceOpts struct {
+	config    string
+	output    string
+	pid       uint32
+	comm      string
+	container string
+	queue     int
+}
+
+func registerTrace(app *kingpin.Application) {
+	cmd := app.Command("trace", "Stream live events from the kernel (loads only the probe it needs; needs root).")
+	for _, t := range tracers {
+		t := t
+		sub := cmd.Command(t.name, t.help)
+		o := &traceOpts{}
+		sub.Flag("config", "Config file for probe settings (defaults when omitted).").Short('c').StringVar(&o.config)
+		sub.Flag("output", "Output format: table (aligned columns) or json (one object per line).").Short('o').Default("table").EnumVar(&o.output, "table", "json")
+		sub.Flag("pid", "Only events of this process id.").Short('p').Uint32Var(&o.pid)
+		sub.Flag("comm", "Only events whose command name (comm) is exactly this.").StringVar(&o.comm)
+		sub.Flag("container", "Only events from containers whose id starts with this (\"host\" for no container).").StringVar(&o.container)
+		sub.Flag("queue", "Events buffered between the probe and the printer; overflow is counted and reported.").Default("16384").IntVar(&o.queue)
+		var extra func(event.Event) bool
+		if t.flags != nil {
+			extra = t.flags(sub)
+		}
+		sub.Action(func(*kingpin.ParseContext) error { return runTrace(t, o, extra) })
+	}
+}
+
+func (o *traceOpts) match(e event.Event) bool {
+	h := e.EventHeader()
+	if o.pid != 0 && h.PID != o.pid {
+		return false
+	}
+	if o.comm != "" && h.Comm != o.comm {
+		return false
+	}
+	if o.container != "" {
+		if o.container == "host" {
+			return h.Container == ""
+		}
+		if !strings.HasPrefix(h.Container, o.container) {
+			return false
+		}
+	}
+	return true
+}
+
+func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
+	cfg, err := loadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	cfg.Log.Level = "warn"
+	a, err := agent.New(cfg, newLogger(cfg.Log), []string{t.probe})
+	if err != nil {
+		return err
+	}
+	sub := a.Bus.Subscribe("trace", o.queue, t.kinds...)
+	if err := a.Start(); err != nil {
+		return err
+	}
+	defer a.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	var tw *tabwriter.Writer
+	enc := json.NewEncoder(out)
+	if o.output == "table" {
+		tw = tabwriter.NewWriter(out, 0, 8, 1, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+		tw.Flush()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return reportLost(sub, <-errc)
+		case err := <-errc:
+			return reportLost(sub, err)
+		case e := <-sub.C():
+			if !o.match(e) || (extra != nil && !extra(e)) {
+				continue
+			}
+			if tw != nil {
+				fmt.Fprintln(tw, strings.Join(t.row(e), "\t"))
+				tw.Flush()
+			} else if err := enc.Encode(e); err != nil {
+				return err
+			}
+			// Flush when the queue is drained so output is live but batched under load.
+			if len(sub.C()) == 0 {
+				out.Flush()
+			}
+		}
+	}
+}
+
+func reportLost(sub *event.Subscription, err error) error {
+	if n := sub.Lost.Load(); n > 0 {
+		fmt.Fprintf(os.Stderr, "vigil: %d events lost because the printer fell behind (raise --queue)\n", n)
+	}
+	return err
+}

@@ -1,0 +1,6 @@
+// Package all links every probe into the binary: one import per probe.
+package all
+
+import (
+	_ "github.com/vigilproject/vigil/internal/probe/process" // process lifecycle
+)

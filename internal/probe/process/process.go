@@ -1,0 +1,330 @@
+// Package process is the process lifecycle probe: exec (including failed
+// execs), fork and exit from the sched and execve tracepoints.
+package process
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/metrics"
+	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/proc"
+)
+
+// Name is the probe's name in config, metrics and `vigil features`.
+const Name = "process"
+
+// Config tunes the probe (probes.process in the config file).
+type Config struct {
+	Enabled      bool   `yaml:"enabled"`
+	RingbufSize  uint32 `yaml:"ringbuf_size"`   // bytes: a power of two, at least 4096
+	MaxArgs      int    `yaml:"max_args"`       // arguments kept per exec
+	MaxArgsBytes uint32 `yaml:"max_args_bytes"` // bytes of the argument area copied per exec (at most 8191)
+	Forks        bool   `yaml:"forks"`          // report fork events
+	FailedExecs  bool   `yaml:"failed_execs"`   // report execs that fail, with their errno
+}
+
+// DefaultConfig is the embedded default.
+func DefaultConfig() *Config {
+	return &Config{Enabled: true, RingbufSize: 1 << 20, MaxArgs: 64, MaxArgsBytes: 4096, Forks: true, FailedExecs: true}
+}
+
+// IsEnabled implements probe.Config.
+func (c *Config) IsEnabled() bool { return c.Enabled }
+
+// Validate implements probe.Config.
+func (c *Config) Validate() error {
+	if c.RingbufSize < 4096 || c.RingbufSize&(c.RingbufSize-1) != 0 {
+		return fmt.Errorf("ringbuf_size: %d is not a power of two of at least 4096", c.RingbufSize)
+	}
+	if c.MaxArgs < 1 {
+		return fmt.Errorf("max_args: %d must be at least 1", c.MaxArgs)
+	}
+	if c.MaxArgsBytes < 16 || c.MaxArgsBytes > 8191 {
+		return fmt.Errorf("max_args_bytes: %d must be between 16 and 8191", c.MaxArgsBytes)
+	}
+	return nil
+}
+
+func init() {
+	probe.Register(probe.Spec{
+		Name:           Name,
+		Help:           "process lifecycle: exec (argv, failed execs), fork, exit (code, signal, lifetime)",
+		DefaultEnabled: true,
+		Events:         []event.Kind{event.KindExec, event.KindFork, event.KindExit},
+		NewConfig:      func() probe.Config { return DefaultConfig() },
+		New:            func(c probe.Config) (probe.Probe, error) { return New(c.(*Config)), nil },
+	})
+}
+
+// Programs lists the logical programs with their hook candidates.
+func Programs(cfg *Config) []kernel.ProgramDef {
+	sched := func(name string, required bool) kernel.ProgramDef {
+		return kernel.ProgramDef{Name: name, Required: required, Hooks: []kernel.Hook{
+			{Kind: kernel.TpBTF, Program: "tp_btf_" + short(name), Target: name},
+			{Kind: kernel.RawTP, Program: "raw_tp_" + short(name), Target: name},
+		}}
+	}
+	defs := []kernel.ProgramDef{
+		sched("sched_process_exec", true),
+		sched("sched_process_exit", true),
+	}
+	if cfg.Forks {
+		defs = append(defs, sched("sched_process_fork", true))
+	}
+	if cfg.FailedExecs {
+		for _, sc := range []string{"execve", "execveat"} {
+			defs = append(defs,
+				kernel.ProgramDef{Name: "sys_enter_" + sc, Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_enter_" + sc, Target: "syscalls/sys_enter_" + sc}}},
+				kernel.ProgramDef{Name: "sys_exit_" + sc, Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_exit_" + sc, Target: "syscalls/sys_exit_" + sc}}},
+			)
+		}
+	}
+	return defs
+}
+
+func short(tp string) string { return tp[len("sched_process_"):] }
+
+// Probe is the running process probe.
+type Probe struct {
+	cfg   *Config
+	env   *probe.Env
+	obj   *kernel.Object
+	clock *kernel.Clock
+
+	execs     *prometheus.CounterVec
+	execFails *prometheus.CounterVec
+	exits     *prometheus.CounterVec
+	forks     prometheus.Counter
+	lifetime  prometheus.Histogram
+	decodeErr prometheus.Counter
+	exeCap    *metrics.LabelCap
+	ctrCap    *metrics.LabelCap
+}
+
+// New returns an unstarted probe.
+func New(cfg *Config) *Probe { return &Probe{cfg: cfg} }
+
+// Object implements probe.Probe.
+func (p *Probe) Object() *kernel.Object { return p.obj }
+
+// Start implements probe.Probe.
+func (p *Probe) Start(env *probe.Env) error {
+	spec, err := loadProcess()
+	if err != nil {
+		return fmt.Errorf("%s: reading embedded BPF object: %w", Name, err)
+	}
+	obj, err := kernel.Load(spec, kernel.LoadOptions{
+		Probe:     Name,
+		Programs:  Programs(p.cfg),
+		Constants: map[string]any{"max_args_bytes": p.cfg.MaxArgsBytes, "emit_forks": p.cfg.Forks},
+		MapSizes:  map[string]uint32{"events": p.cfg.RingbufSize},
+		Disabled:  env.DisabledHooks,
+	})
+	if err != nil {
+		return err
+	}
+	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
+	p.registerMetrics(env)
+	return nil
+}
+
+func (p *Probe) registerMetrics(env *probe.Env) {
+	limit := env.LabelLimit
+	p.exeCap = metrics.NewLabelCap("vigil_process_execs_total", "executable", limit)
+	p.ctrCap = metrics.NewLabelCap("vigil_process_execs_total", "container", limit)
+	p.execs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_process_execs_total",
+		Help: "Successful execs, by executable basename and container (both capped; the rest fold into \"other\").",
+	}, []string{"executable", "container"})
+	p.execFails = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_process_exec_failures_total",
+		Help: "Failed execve/execveat calls, by executable basename and errno name.",
+	}, []string{"executable", "errno"})
+	p.exits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_process_exits_total",
+		Help: "Process exits, by executable basename, container and outcome (success, failure, signaled).",
+	}, []string{"executable", "container", "outcome"})
+	p.forks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_process_forks_total",
+		Help: "New processes created by fork/clone (threads are not counted).",
+	})
+	p.lifetime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "vigil_process_lifetime_seconds",
+		Help:    "Lifetime of processes at exit.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms .. ~70 min
+	})
+	p.decodeErr = prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "vigil_probe_decode_errors_total",
+		Help:        "Ring buffer records that could not be decoded.",
+		ConstLabels: prometheus.Labels{"probe": Name},
+	})
+	if env.Registerer != nil {
+		for _, c := range []prometheus.Collector{p.execs, p.execFails, p.exits, p.forks, p.lifetime, p.decodeErr} {
+			env.Registerer.MustRegister(c)
+		}
+	}
+}
+
+// Run implements probe.Probe.
+func (p *Probe) Run(ctx context.Context) error {
+	return p.obj.ReadRing(ctx, p.handle)
+}
+
+// Close implements probe.Probe.
+func (p *Probe) Close() error {
+	if p.obj == nil {
+		return nil
+	}
+	return p.obj.Close()
+}
+
+func (p *Probe) handle(b []byte) {
+	kind, err := recordKind(b)
+	if err != nil {
+		p.decodeErr.Inc()
+		return
+	}
+	switch kind {
+	case kindExec, kindExecFailed:
+		p.handleExec(b)
+	case kindExit:
+		p.handleExit(b)
+	case kindFork:
+		p.handleFork(b)
+	default:
+		p.decodeErr.Inc()
+	}
+}
+
+func (p *Probe) handleExec(b []byte) {
+	r, err := decodeExec(b, p.cfg.MaxArgs)
+	if err != nil {
+		p.decodeErr.Inc()
+		return
+	}
+	exe := r.filename
+	if !r.failed && !filepath.IsAbs(exe) {
+		if target, err := os.Readlink("/proc/" + strconv.Itoa(int(r.pid)) + "/exe"); err == nil {
+			exe = target
+		}
+	}
+	base := filepath.Base(exe)
+	if r.failed {
+		p.execFails.WithLabelValues(p.exeCap.Value(base), errnoName(-r.retval)).Inc()
+		p.publishExec(r, exe, p.env.Procs.Lookup(r.pid, r.cgroupID))
+		return
+	}
+	pr := p.env.Procs.Exec(proc.Process{
+		PID: r.pid, PPID: r.ppid, StartNS: r.startNS, UID: r.uid, GID: r.gid,
+		Comm: r.comm, Exe: exe, Args: r.args, CgroupID: r.cgroupID,
+	})
+	p.execs.WithLabelValues(p.exeCap.Value(base), p.ctrCap.Value(pr.Container.Short())).Inc()
+	p.publishExec(r, exe, pr)
+}
+
+func (p *Probe) publishExec(r rawExec, exe string, pr proc.Process) {
+	if !p.env.Bus.Wants(event.KindExec) {
+		return
+	}
+	e := &event.Exec{
+		Header:        p.header(event.KindExec, r.tsNS, pr),
+		Filename:      r.filename,
+		Args:          r.args,
+		ArgsTruncated: r.argsTruncated,
+		Ret:           r.retval,
+	}
+	e.PID, e.TID, e.PPID, e.UID, e.GID, e.Comm, e.Exe = r.pid, r.tid, r.ppid, r.uid, r.gid, r.comm, exe
+	if r.failed {
+		e.Error = errnoName(-r.retval)
+	}
+	p.env.Bus.Publish(e)
+}
+
+func (p *Probe) handleExit(b []byte) {
+	r, err := decodeExit(b)
+	if err != nil {
+		p.decodeErr.Inc()
+		return
+	}
+	pr, ok := p.env.Procs.Exit(r.pid, r.startNS)
+	if !ok {
+		pr = p.env.Procs.Lookup(r.pid, r.cgroupID)
+	}
+	base := r.comm
+	if pr.Exe != "" {
+		base = filepath.Base(pr.Exe)
+	}
+	status, sig, core := decodeExitCode(r.exitCode)
+	outcome := "success"
+	switch {
+	case sig != 0:
+		outcome = "signaled"
+	case status != 0:
+		outcome = "failure"
+	}
+	lifetime := 0.0
+	if r.tsNS > r.startNS {
+		lifetime = float64(r.tsNS-r.startNS) / 1e9
+	}
+	p.exits.WithLabelValues(p.exeCap.Value(base), p.ctrCap.Value(pr.Container.Short()), outcome).Inc()
+	p.lifetime.Observe(lifetime)
+	if !p.env.Bus.Wants(event.KindExit) {
+		return
+	}
+	e := &event.Exit{Header: p.header(event.KindExit, r.tsNS, pr), ExitCode: status, Signal: sig, CoreDumped: core, LifetimeSeconds: lifetime}
+	e.PID, e.PPID, e.Comm, e.StartNS = r.pid, r.ppid, r.comm, r.startNS
+	p.env.Bus.Publish(e)
+}
+
+func (p *Probe) handleFork(b []byte) {
+	r, err := decodeFork(b)
+	if err != nil {
+		p.decodeErr.Inc()
+		return
+	}
+	p.forks.Inc()
+	p.env.Procs.Fork(r.parentPID, r.childPID, r.childStartNS)
+	if !p.env.Bus.Wants(event.KindFork) {
+		return
+	}
+	pr := p.env.Procs.Lookup(r.parentPID, r.cgroupID)
+	e := &event.Fork{Header: p.header(event.KindFork, r.tsNS, pr), ChildPID: r.childPID, ChildStartNS: r.childStartNS}
+	e.PID, e.Comm = r.parentPID, r.comm
+	p.env.Bus.Publish(e)
+}
+
+// header fills the common fields from the process cache entry.
+func (p *Probe) header(k event.Kind, tsNS uint64, pr proc.Process) event.Header {
+	return event.Header{Kind: k, Time: p.clock.Wall(tsNS), Process: event.Process{
+		PID: pr.PID, PPID: pr.PPID, UID: pr.UID, GID: pr.GID, Comm: pr.Comm, Exe: pr.Exe,
+		StartNS: pr.StartNS, CgroupID: pr.CgroupID,
+		Container: pr.Container.ID, Runtime: pr.Container.Runtime, PodUID: pr.Container.PodUID, Unit: pr.Container.Unit,
+	}}
+}
+
+// decodeExitCode splits the kernel's exit_code into exit status, signal and
+// core-dump flag, as wait(2) does.
+func decodeExitCode(code uint32) (status, signal int, core bool) {
+	return int(code>>8) & 0xff, int(code & 0x7f), code&0x80 != 0
+}
+
+// errnoName turns an errno value into its symbolic name (ENOENT).
+func errnoName(errno int32) string {
+	if errno <= 0 {
+		return "0"
+	}
+	if n := unix.ErrnoName(syscall.Errno(errno)); n != "" {
+		return n
+	}
+	return "E" + strconv.Itoa(int(errno))
+}
