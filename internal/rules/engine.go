@@ -193,6 +193,9 @@ func (e *Engine) Reload() error {
 	defer e.reloadMu.Unlock()
 	files, snap, err := resolveFiles(e.cfg.Files)
 	e.lastSnap = snap
+	if e.cfg.Builtin == nil || *e.cfg.Builtin {
+		files = append(files, BuiltinFile)
+	}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +41,19 @@ type Parsed struct {
 	UsesShorthand bool
 }
 
-// LoadFile reads and parses one rule file; see Parse.
+// BuiltinFile names the embedded agent-health rules (a copy of
+// deploy/rules/metrics/vigil-agent.yml) wherever a file name is shown.
+const BuiltinFile = "builtin:vigil-agent.yml"
+
+//go:embed builtin.yml
+var builtinYAML []byte
+
+// LoadFile reads and parses one rule file; see Parse. BuiltinFile loads
+// the embedded rules.
 func LoadFile(path string) (*Parsed, []error) {
+	if path == BuiltinFile {
+		return Parse(path, builtinYAML)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, []error{err}
