@@ -54,7 +54,14 @@ func runAgent(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// Rules load before probes attach: a bad rule file fails fast.
+	al, err := startAlerting(cfg, a.Registry, srv.Mux, log)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
 	if err := a.Start(); err != nil {
+		al.Close()
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
@@ -66,6 +73,8 @@ func runAgent(cfg *config.Config) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve() }()
 	go func() { errc <- a.Run(ctx) }()
+	alDone := make(chan error, 1)
+	go func() { alDone <- al.Run(ctx) }()
 
 	var runErr error
 	select {
@@ -77,6 +86,15 @@ func runAgent(cfg *config.Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
+	// Let the rule engine close its TSDB and the dispatcher save its state.
+	select {
+	case err := <-alDone:
+		if err != nil {
+			log.Error("alerting shutdown", "err", err)
+		}
+	case <-shutdownCtx.Done():
+		log.Error("alerting did not stop in time")
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}

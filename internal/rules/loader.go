@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -141,10 +142,13 @@ func Parse(name string, content []byte) (*Parsed, []error) {
 	expanded := content
 	lineOf := func(l int) int { return l }
 	if shorthand {
-		var err error
-		if expanded, err = yaml.Marshal(&doc); err != nil {
+		var buf bytes.Buffer
+		enc := yaml.NewEncoder(&buf)
+		enc.SetIndent(2)
+		if err := enc.Encode(&doc); err != nil {
 			return nil, []error{ferr(0, "%v", err)}
 		}
+		expanded = buf.Bytes()
 		lineOf = lineMapper(&doc, expanded)
 	}
 

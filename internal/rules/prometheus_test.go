@@ -21,6 +21,9 @@ import (
 // a real Prometheus (Debian package prometheus) that scrapes the same
 // registry over HTTP; both must raise the same alert.
 func TestSameAlertAsRealPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping test with a real Prometheus")
+	}
 	promBin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Skip("prometheus not installed: install the Debian package prometheus to run this test")
