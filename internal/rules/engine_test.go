@@ -27,6 +27,7 @@ const execRule = `groups:
 // and measures how long the alert takes to show up in a real Alertmanager,
 // and to be resolved there after the activity stops.
 func TestFiringAndResolvedReachAlertmanager(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	am := alerttest.Start(t)
 	amn, _ := alert.NewAlertmanager(am.URL, nil, nil)
 	dir := t.TempDir()
@@ -67,6 +68,7 @@ func TestFiringAndResolvedReachAlertmanager(t *testing.T) {
 // TestAlertmanagerDownWhileFiring: an alert raised while Alertmanager is
 // down arrives after it comes back.
 func TestAlertmanagerDownWhileFiring(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	am := alerttest.Start(t)
 	amn, _ := alert.NewAlertmanager(am.URL, nil, nil)
 	dir := t.TempDir()
@@ -91,6 +93,7 @@ func TestAlertmanagerDownWhileFiring(t *testing.T) {
 // TestRestartKeepsForState stops the agent while an alert is pending and
 // again while it is firing, and checks that `for` is not reset.
 func TestRestartKeepsForState(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	const rule = `groups:
 - name: exec
   interval: 1s

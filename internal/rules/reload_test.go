@@ -35,6 +35,7 @@ func TestBadStartupFileIsFatalWithLine(t *testing.T) {
 // drops to 0 and an internal alert fires. Fixing the file (picked up by the
 // file watcher) restores everything.
 func TestFailedReloadKeepsOldRules(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	dir := t.TempDir()
 	f := writeFile(t, filepath.Join(dir, "r.yml"), alwaysRule)
 	rec := &sink{}
@@ -85,6 +86,7 @@ func TestFailedReloadKeepsOldRules(t *testing.T) {
 }
 
 func TestFileWatchReloads(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	dir := t.TempDir()
 	f := writeFile(t, filepath.Join(dir, "r.yml"), alwaysRule)
 	a := startAgent(t, agentOpts{dir: dir, files: []string{filepath.Join(dir, "*.yml")}})
