@@ -10,12 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	promrules "github.com/prometheus/prometheus/rules"
@@ -29,7 +27,7 @@ import (
 const Source = "metrics"
 
 // internalSource is used for the engine's own alerts (failed reloads).
-const internalSource = "internal"
+const internalSource = "rules-internal"
 
 // Options wire the engine into the agent.
 type Options struct {
@@ -108,7 +106,7 @@ func New(opts Options) (*Engine, error) {
 		GroupLoader:     loader{},
 	})
 	e.feed = newFeeder(opts.Gatherer, db, e.m)
-	e.m.collectorsDone = []prometheus.Collector{
+	e.m.extra = []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vigil_tsdb_storage_bytes",
 			Help: "Bytes used by the local TSDB on disk (blocks, WAL, head chunks).",
@@ -129,6 +127,11 @@ func New(opts Options) (*Engine, error) {
 	if err := e.Reload(); err != nil {
 		e.Close()
 		return nil, err
+	}
+	// A VigilRuleReloadFailed restored from the dispatcher's state file is
+	// over: the rules just loaded.
+	if opts.Dispatcher != nil {
+		opts.Dispatcher.Reconcile(internalSource, nil)
 	}
 	return e, nil
 }
@@ -413,8 +416,3 @@ func dirSize(dir string) int64 {
 	})
 	return n
 }
-
-// formatDuration renders durations the Prometheus way (1m, 1h30m).
-func formatDuration(d time.Duration) string { return model.Duration(d).String() }
-
-var _ = strings.TrimSpace

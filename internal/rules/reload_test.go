@@ -110,3 +110,25 @@ func hasAlert(as []APIAlert, name string) bool {
 	}
 	return false
 }
+
+// TestReloadAlertResolvedAfterRestart: the agent stops while
+// VigilRuleReloadFailed fires (it is in the state file); after a restart
+// with good rules it is resolved instead of lingering forever.
+func TestReloadAlertResolvedAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f := writeFile(t, filepath.Join(dir, "r.yml"), alwaysRule)
+	a := startAgent(t, agentOpts{dir: dir, files: []string{f}})
+	writeFile(t, f, "groups: [")
+	if a.eng.Reload() == nil {
+		t.Fatal("broken file reloaded")
+	}
+	a.stop()
+	writeFile(t, f, alwaysRule)
+	rec := &sink{}
+	b := startAgent(t, agentOpts{dir: dir, files: []string{f}, notifiers: []alert.Notifier{rec}})
+	if hasAlert(b.eng.Alerts(), "VigilRuleReloadFailed") {
+		t.Fatal("VigilRuleReloadFailed still active after a restart with good rules")
+	}
+	waitUntil(t, "resolved notice", 5*time.Second, func() bool { return rec.find("VigilRuleReloadFailed", true) })
+}
