@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	db, err := tsdb.Open(cfg.DataDir, log.With("subsystem", "tsdb"), nil, tsdbOptions(cfg), nil)
 	if err != nil {
+		if strings.Contains(err.Error(), "lock DB directory") {
+			return nil, fmt.Errorf("rules: TSDB in %s is locked: is another vigil running with the same rules.data_dir? (%w)", cfg.DataDir, err)
+		}
 		return nil, fmt.Errorf("rules: opening TSDB in %s: %w", cfg.DataDir, err)
 	}
 	e := &Engine{cfg: cfg, opts: opts, log: log, db: db, m: newEngineMetrics()}

@@ -132,3 +132,16 @@ func TestReloadAlertResolvedAfterRestart(t *testing.T) {
 	}
 	waitUntil(t, "resolved notice", 5*time.Second, func() bool { return rec.find("VigilRuleReloadFailed", true) })
 }
+
+func TestSecondEngineOnSameDataDir(t *testing.T) {
+	dir := t.TempDir()
+	a, err := New(Options{Config: Config{DataDir: dir, Builtin: new(bool)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, err = New(Options{Config: Config{DataDir: dir, Builtin: new(bool)}})
+	if err == nil || !strings.Contains(err.Error(), "is another vigil running") {
+		t.Fatalf("second engine on one data dir: %v", err)
+	}
+}
