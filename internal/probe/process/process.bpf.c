@@ -91,6 +91,19 @@ struct {
 	__type(value, struct exec_args);
 } inflight_execs SEC(".maps");
 
+/*
+ * Wake the reader only once the ring is an eighth full. Below that, user
+ * space collects records on its poll interval (kernel.ReadRing), so an exec
+ * storm costs one wakeup per batch instead of one per record.
+ */
+static __always_inline __u64 wakeup_flags(void)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+
+	return avail >= size / 8 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline struct exec_event *scratch(void)
 {
 	__u32 zero = 0;
@@ -118,7 +131,7 @@ static __always_inline void submit_exec(struct exec_event *e)
 
 	/* args_len < ARGS_BUF always; the opaque mask lets the verifier see it. */
 	asm volatile("%[len] &= 8191" : [len] "+r"(len));
-	if (bpf_ringbuf_output(&events, e, offsetof(struct exec_event, args) + len, 0))
+	if (bpf_ringbuf_output(&events, e, offsetof(struct exec_event, args) + len, wakeup_flags()))
 		count_drop();
 }
 
@@ -185,7 +198,7 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 	e.child_start_ns = BPF_CORE_READ(child, start_boottime);
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), 0))
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), wakeup_flags()))
 		count_drop();
 	return 0;
 }
@@ -221,7 +234,7 @@ static __always_inline int handle_exit(struct task_struct *task)
 	e.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), 0))
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), wakeup_flags()))
 		count_drop();
 	return 0;
 }
@@ -297,7 +310,9 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 	n = bpf_probe_read_user_str(e->filename, sizeof(e->filename), (const char *)a->filename);
 	e->filename_len = n > 0 ? n - 1 : 0;
 
-	for (int i = 0; i < MAX_ARGV_SCAN; i++) {
+	int i;
+
+	for (i = 0; i < MAX_ARGV_SCAN; i++) {
 		const char *arg = NULL;
 		__u64 at = off;
 
@@ -313,6 +328,13 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 		if (n <= 0)
 			break;
 		off += n;
+	}
+	/* All MAX_ARGV_SCAN slots used: more arguments mean the list is cut. */
+	if (i == MAX_ARGV_SCAN) {
+		const char *arg = NULL;
+
+		if (!bpf_probe_read_user(&arg, sizeof(arg), &((const char *const *)a->argv)[MAX_ARGV_SCAN]) && arg)
+			e->args_truncated = 1;
 	}
 	if (off > max_args_bytes) {
 		off = max_args_bytes;
