@@ -54,18 +54,21 @@ func runAgent(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	// Rules load before probes attach: a bad rule file fails fast.
+	// A bad rule file fails fast, before anything is attached.
+	if err := checkAlerting(cfg); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	if err := a.Start(); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	defer a.Close()
 	al, err := startAlerting(cfg, a.Registry, srv.Mux, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
-	if err := a.Start(); err != nil {
-		al.Close()
-		_ = srv.Shutdown(context.Background())
-		return err
-	}
-	defer a.Close()
 	log.Info("vigil started", "probes", a.Names(), "listen", srv.Addr(), "startup", a.StartupDuration().Round(time.Millisecond))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

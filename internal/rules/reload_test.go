@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,8 +142,30 @@ func TestSecondEngineOnSameDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = New(Options{Config: Config{DataDir: dir, Builtin: new(bool)}})
-	if err == nil || !strings.Contains(err.Error(), "is another vigil running") {
-		t.Fatalf("second engine on one data dir: %v", err)
+	var logs strings.Builder
+	b, err := New(Options{Config: Config{DataDir: dir, Builtin: new(bool)},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("second engine on a locked data dir: %v", err)
+	}
+	tmp := b.DB().Dir()
+	if tmp == dir || !strings.Contains(logs.String(), "rules.data_dir is locked by another process") {
+		t.Fatalf("second engine uses %s; log: %s", tmp, logs.String())
+	}
+	b.Close()
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("temporary TSDB %s not removed: %v", tmp, err)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "good.yml"), alwaysRule)
+	if err := CheckFiles(Config{Files: []string{filepath.Join(dir, "*.yml")}}); err != nil {
+		t.Fatal(err)
+	}
+	bad := writeFile(t, filepath.Join(dir, "bad.yml"), "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: sum(\n")
+	if err := CheckFiles(Config{Files: []string{filepath.Join(dir, "*.yml")}}); err == nil || !strings.Contains(err.Error(), bad+":5:") {
+		t.Fatalf("err %v", err)
 	}
 }
