@@ -43,7 +43,7 @@ func TestFiringAndResolvedReachAlertmanager(t *testing.T) {
 	// Budget: feed (1s) + rate needs two samples (1s) + eval interval (1s) +
 	// for (2s) + a few seconds of slack.
 	t.Logf("activity start → firing in Alertmanager: %v (interval 1s, for 2s)", took.Round(10*time.Millisecond))
-	if took > 8*time.Second {
+	if took > 10*time.Second {
 		t.Errorf("firing latency %v exceeds interval + for + a few seconds", took)
 	}
 	if got.Labels["host"] != "testhost" || got.Labels["severity"] != "page" || got.Labels["comm"] != "sh" {
@@ -144,7 +144,8 @@ func TestRestartKeepsForState(t *testing.T) {
 	})
 	firedAfter := time.Since(restart)
 	t.Logf("fired %v after the restart (for: 8s; it had been pending ~5s)", firedAfter.Round(10*time.Millisecond))
-	if firedAfter >= 7*time.Second {
+	// A reset clock cannot fire before a whole `for` after the restart.
+	if firedAfter >= 8*time.Second {
 		t.Errorf("fired %v after restart: the for clock was reset", firedAfter)
 	}
 
