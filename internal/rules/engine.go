@@ -141,7 +141,7 @@ func New(opts Options) (*Engine, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vigil_tsdb_storage_bytes",
 			Help: "Bytes used by the local TSDB on disk (blocks, WAL, head chunks).",
-		}, func() float64 { return float64(dirSize(cfg.DataDir)) }),
+		}, func() float64 { return float64(dirSize(db.Dir())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vigil_tsdb_head_series",
 			Help: "Series in the in-memory head of the local TSDB.",
@@ -150,7 +150,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registerer != nil {
 		for _, c := range e.m.collectors() {
 			if err := opts.Registerer.Register(c); err != nil {
-				db.Close()
+				e.Close()
 				return nil, fmt.Errorf("rules: registering metrics: %w", err)
 			}
 		}
