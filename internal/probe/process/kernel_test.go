@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/probe/process"
 	"github.com/vigilproject/vigil/internal/testutil"
 )
 
@@ -426,7 +427,27 @@ func TestContainerEnrichment(t *testing.T) {
 // forks nor exits, and the exit code is the one the process exited with,
 // whichever thread called exit.
 func TestThreadsAreNotProcesses(t *testing.T) {
+	t.Run("group_dead", func(t *testing.T) { testThreadsAreNotProcesses(t) })
+	// The fallback for kernels before 6.16, whose tracepoint has no
+	// group_dead: all threads may read signal->live == 0 at once.
+	t.Run("signal_live", func(t *testing.T) {
+		saved := *process.ExitHooks
+		*process.ExitHooks = saved[2:]
+		t.Cleanup(func() { *process.ExitHooks = saved })
+		testThreadsAreNotProcesses(t)
+	})
+}
+
+func testThreadsAreNotProcesses(t *testing.T) {
 	h := startAgent(t, "")
+	for _, st := range h.a.Objects()[0].Status() {
+		if st.Name == "sched_process_exit" {
+			t.Logf("exit program: %s (%s)", st.BPFProgram, st.Hook)
+			if want := (*process.ExitHooks)[0].Program; st.BPFProgram != want {
+				t.Fatalf("exit attached through %s, want %s", st.BPFProgram, want)
+			}
+		}
+	}
 	cmd := exec.Command(os.Args[0], "16", "3")
 	cmd.Env = append(os.Environ(), "VIGIL_TEST_HELPER=threads")
 	err := cmd.Run()

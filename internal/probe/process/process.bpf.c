@@ -216,16 +216,30 @@ int BPF_PROG(raw_tp_fork, struct task_struct *parent, struct task_struct *child)
 }
 
 /*
- * sched_process_exit fires for every thread; the process ends when the last
- * thread leaves, which is when signal->live has dropped to zero (do_exit
- * decrements it before the tracepoint on every kernel we support).
+ * sched_process_exit fires for every thread; the process ends with the thread
+ * that drops signal->live to zero. Since Linux 6.16 the tracepoint says so in
+ * its group_dead argument; the *_gd programs use it and fail to load (or
+ * attach) on older kernels, where the fallback reads signal->live. Several
+ * threads exiting at once can all read zero there, so the fallback also lets
+ * only the first thread of a (tgid, start time) report, atomically.
  */
-static __always_inline int handle_exit(struct task_struct *task)
+struct exit_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} exit_reported SEC(".maps");
+
+static __always_inline int emit_exit(struct task_struct *task)
 {
 	struct exit_event e = {};
 
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
-		return 0;
 	e.kind = EV_EXIT;
 	e.pid = BPF_CORE_READ(task, tgid);
 	e.ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -239,16 +253,42 @@ static __always_inline int handle_exit(struct task_struct *task)
 	return 0;
 }
 
+static __always_inline int handle_exit_live(struct task_struct *task)
+{
+	struct exit_key k = {};
+	__u8 one = 1;
+
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	k.tgid = BPF_CORE_READ(task, tgid);
+	k.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	if (bpf_map_update_elem(&exit_reported, &k, &one, BPF_NOEXIST))
+		return 0; /* another thread of this process reported it */
+	return emit_exit(task);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tp_btf_exit_gd, struct task_struct *p, bool group_dead)
+{
+	return group_dead ? emit_exit(p) : 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(raw_tp_exit_gd, struct task_struct *p, bool group_dead)
+{
+	return group_dead ? emit_exit(p) : 0;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(tp_btf_exit, struct task_struct *p)
 {
-	return handle_exit(p);
+	return handle_exit_live(p);
 }
 
 SEC("raw_tp/sched_process_exit")
 int BPF_PROG(raw_tp_exit, struct task_struct *p)
 {
-	return handle_exit(p);
+	return handle_exit_live(p);
 }
 
 /* Stable prefix of the syscalls:sys_enter_execve(at) tracepoint records. */
