@@ -3,4 +3,5 @@ package all
 
 import (
 	_ "github.com/vigilproject/vigil/internal/probe/process" // process lifecycle
+	_ "github.com/vigilproject/vigil/internal/probe/tcp"     // TCP lifecycle, RTT, retransmits, traffic
 )
