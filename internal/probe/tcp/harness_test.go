@@ -199,9 +199,9 @@ func exchange(t *testing.T, ln net.Listener, dial func() (net.Conn, error), req,
 // --- network namespaces ---
 
 type nsPair struct {
-	client, server     string // namespace names
-	clientIP, serverIP string
-	clientIf, serverIf string
+	client, server       string // namespace names
+	clientIP, serverIP   string
+	clientIf, serverIf   string
 	clientIP6, serverIP6 string
 }
 
