@@ -37,6 +37,9 @@ type harness struct {
 
 func startProbe(t *testing.T, cfg *Config) *harness {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("kernel test: skipped with -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root to load BPF programs")
 	}

@@ -152,7 +152,7 @@ func TestNetnsFailuresAndTraffic(t *testing.T) {
 	p := newNSPair(t)
 	run(t, "ip", "netns", "exec", p.client, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
 	run(t, "ip", "netns", "exec", p.server, "nft", "add table inet vt; add chain inet vt in { type filter hook input priority 0; }; "+
-		"add rule inet vt in tcp dport 7001 drop; add rule inet vt in tcp dport 7002 reject with icmp type host-unreachable")
+		"add rule inet vt in tcp dport 7001 drop; add rule inet vt in tcp dport { 7002, 7004 } reject with icmp type host-unreachable")
 
 	var errTimeout, errUnreach error
 	inNS(t, p.client, func() {
@@ -162,7 +162,21 @@ func TestNetnsFailuresAndTraffic(t *testing.T) {
 	if !errors.Is(errTimeout, unix.ETIMEDOUT) || !errors.Is(errUnreach, unix.EHOSTUNREACH) {
 		t.Fatalf("dials: %v / %v, want ETIMEDOUT / EHOSTUNREACH", errTimeout, errUnreach)
 	}
-	for port, want := range map[uint16]string{7001: "ETIMEDOUT", 7002: "EHOSTUNREACH"} {
+	// The same with a blocking connect(2), whose return value carries the errno.
+	var errBlocking error
+	inNS(t, p.client, func() {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			errBlocking = err
+			return
+		}
+		defer unix.Close(fd)
+		errBlocking = unix.Connect(fd, &unix.SockaddrInet4{Port: 7004, Addr: [4]byte(net.ParseIP(p.serverIP).To4())})
+	})
+	if !errors.Is(errBlocking, unix.EHOSTUNREACH) {
+		t.Fatalf("blocking connect: %v, want EHOSTUNREACH", errBlocking)
+	}
+	for port, want := range map[uint16]string{7001: "ETIMEDOUT", 7002: "EHOSTUNREACH", 7004: "EHOSTUNREACH"} {
 		ev := h.find(t, 1, 5*time.Second, func(e event.Event) bool {
 			c, ok := e.(*event.TCPConnect)
 			return ok && c.DAddr == p.serverIP && c.DPort == port
