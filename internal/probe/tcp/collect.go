@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"sync"
@@ -333,12 +334,37 @@ func readCounters(m *ebpf.Map) [cMax]uint64 {
 	return out
 }
 
-// iterate visits every entry of a hash map; the walk is bounded by the
-// map's size even if entries churn underneath.
+// iterate visits every entry of a hash map, in batches of 4096 where the
+// kernel supports batch lookups (5.6+), else one entry at a time. The walk
+// is bounded by the map's size even if entries churn underneath.
 func iterate[K comparable, V any](m *ebpf.Map, fn func(K, V)) {
 	if m == nil {
 		return
 	}
+	const chunk = 4096
+	keys := make([]K, chunk)
+	vals := make([]V, chunk)
+	var cursor ebpf.MapBatchCursor
+	seen := uint32(0)
+	for seen <= m.MaxEntries() {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			fn(keys[i], vals[i])
+		}
+		seen += uint32(n)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return // that was the last batch
+		}
+		if err != nil {
+			if seen == 0 {
+				iterateOne(m, fn)
+			}
+			return
+		}
+	}
+}
+
+func iterateOne[K comparable, V any](m *ebpf.Map, fn func(K, V)) {
 	var k K
 	var v V
 	it := m.Iterate()

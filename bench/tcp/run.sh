@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# TCP probe benchmarks (root): iperf3 throughput over loopback and a veth
+# pair alone vs under `vigil run` (tcp probe only) at several RTT sampling
+# settings and vs libbpf-tools tcplife, then agent RSS with 10,000
+# concurrent connections. Results: bench/results/tcp-*.txt and a markdown
+# table on stdout (copied into docs/performance-tcp.md).
+#   ROUNDS=5 SECS=4 CONNS=10000 bash bench/tcp/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-5}
+SECS=${SECS:-4}
+CONNS=${CONNS:-10000}
+PORT=${PORT:-15299}
+WEB=127.0.0.1:${WEBPORT:-19499}
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+OUT=bench/results
+mkdir -p "$OUT"
+[ "$(id -u)" = 0 ] || { echo "bench/tcp: needs root" >&2; exit 1; }
+for t in iperf3 ip curl; do command -v $t >/dev/null || { echo "bench/tcp: needs $t" >&2; exit 1; }; done
+
+$GO build -o "$OUT/vigil" ./cmd/vigil
+$GO build -o "$OUT/conns" ./bench/tcp/conns
+
+# Config: every probe off except tcp, with the given rtt_sample_every.
+mkconfig() { # $1 = rtt_sample_every, $2 = file
+	"$OUT/vigil" config default | awk -v every="$1" '
+		/^probes:/ {inp=1; print; next}
+		inp && /^  [a-z_]+:$/ {probe=$1; sub(":","",probe)}
+		inp && /^    enabled:/ {sub(/true|false/, probe=="tcp" ? "true" : "false")}
+		inp && probe=="tcp" && /^    rtt_sample_every:/ {sub(/[0-9]+/, every)}
+		{print}' > "$2"
+}
+for e in 1 16 0; do mkconfig $e "$OUT/tcp-every$e.yaml"; done
+
+VPID=""
+start_vigil() { # $1 = config
+	"$OUT/vigil" run -c "$1" --web.listen-address "$WEB" --log.level warn 2>>"$OUT/tcp-vigil.log" &
+	VPID=$!
+	for _ in $(seq 100); do curl -sf "http://$WEB/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	echo "vigil did not start; see $OUT/tcp-vigil.log" >&2; exit 1
+}
+stop_vigil() { [ -n "$VPID" ] && kill "$VPID" && wait "$VPID" 2>/dev/null || true; VPID=""; }
+TPID=""
+start_tcplife() { tcplife >/dev/null 2>&1 & TPID=$!; sleep 2; }
+stop_tcplife() { [ -n "$TPID" ] && kill "$TPID" && wait "$TPID" 2>/dev/null || true; TPID=""; }
+
+NS=vigil-b-$$
+cleanup() { stop_vigil; stop_tcplife; ip netns del $NS-c 2>/dev/null || true; ip netns del $NS-s 2>/dev/null || true; }
+trap cleanup EXIT
+ip netns add $NS-c; ip netns add $NS-s
+ip link add vbc$$ netns $NS-c type veth peer name vbs$$ netns $NS-s
+ip -n $NS-c addr add 10.200.254.1/24 dev vbc$$; ip -n $NS-s addr add 10.200.254.2/24 dev vbs$$
+for n in $NS-c $NS-s; do ip -n $n link set lo up; done
+ip -n $NS-c link set vbc$$ up; ip -n $NS-s link set vbs$$ up
+
+iperf() { # $1 = path (loopback|veth) -> Gbit/s
+	local srv cli host
+	if [ "$1" = veth ]; then srv="ip netns exec $NS-s"; cli="ip netns exec $NS-c"; host=10.200.254.2
+	else srv=""; cli=""; host=127.0.0.1; fi
+	$srv iperf3 -s -1 -p $PORT >/dev/null 2>&1 &
+	local spid=$!
+	sleep 0.3
+	$cli iperf3 -c $host -p $PORT -t "$SECS" -J > "$OUT/tcp-iperf.json"
+	wait $spid || true
+	python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9))' "$OUT/tcp-iperf.json"
+}
+
+MODES="alone vigil-every1 vigil-every16 vigil-rtt-off tcplife"
+RES="$OUT/tcp-throughput.txt"
+: > "$RES"
+for r in $(seq "$ROUNDS"); do
+	for path in loopback veth; do
+		for m in $MODES; do
+			case $m in
+			vigil-every1) start_vigil "$OUT/tcp-every1.yaml" ;;
+			vigil-every16) start_vigil "$OUT/tcp-every16.yaml" ;;
+			vigil-rtt-off) start_vigil "$OUT/tcp-every0.yaml" ;;
+			tcplife) start_tcplife ;;
+			esac
+			g=$(iperf $path)
+			if [ "$m" = vigil-every1 ] || [ "$m" = vigil-every16 ]; then
+				curl -s "http://$WEB/metrics" | grep -E '^vigil_bpf_program_(run_seconds|runs)_total\{probe="tcp",program="tcp_probe"' >> "$OUT/tcp-bpfstats-$m-$path.txt" || true
+			fi
+			stop_vigil; stop_tcplife
+			echo "$path $m $r $g" | tee -a "$RES"
+		done
+	done
+done
+
+echo
+echo "| path | mode | median Gbit/s | runs | vs alone |"
+echo "|---|---|---|---|---|"
+python3 - "$RES" <<'PY'
+import sys, statistics, collections
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    path, mode, _, g = line.split()
+    runs[(path, mode)].append(float(g))
+for path in ("loopback", "veth"):
+    base = statistics.median(runs[(path, "alone")])
+    for mode in ("alone", "vigil-every1", "vigil-every16", "vigil-rtt-off", "tcplife"):
+        v = runs[(path, mode)]
+        m = statistics.median(v)
+        print(f"| {path} | {mode} | {m:.2f} | {' '.join(f'{x:.1f}' for x in v)} | {m/base:.3f} |")
+PY
+
+echo
+echo "## RSS with $CONNS concurrent connections"
+start_vigil "$OUT/tcp-every1.yaml"
+rss() { awk '/^VmRSS/ {print $2}' /proc/$VPID/status; }
+hwm() { awk '/^VmHWM/ {print $2}' /proc/$VPID/status; }
+idle=$(rss)
+"$OUT/conns" -n "$CONNS" -hold 60s > "$OUT/tcp-conns.txt" &
+CPID=$!
+until grep -q '^open' "$OUT/tcp-conns.txt" 2>/dev/null; do sleep 0.2; kill -0 $CPID || { echo "conns failed" >&2; exit 1; }; done
+sleep 1
+held=$(rss)
+t0=$(date +%s.%N)
+curl -s "http://$WEB/metrics" > "$OUT/tcp-metrics-10k.txt"
+t1=$(date +%s.%N)
+scraped=$(rss)
+active=$(awk '/^vigil_tcp_connections_active/ {s+=$2} END {print s}' "$OUT/tcp-metrics-10k.txt")
+kill $CPID; wait $CPID 2>/dev/null || true
+sleep 1
+after=$(rss)
+peak=$(hwm)
+stop_vigil
+cat "$OUT/tcp-conns.txt"
+echo "| moment | VmRSS MiB |"
+echo "|---|---|"
+printf '| idle, after start | %.1f |\n' "$(echo "$idle/1024" | bc -l)"
+printf '| %d connections open (%s established in the socket table) | %.1f |\n' "$CONNS" "$active" "$(echo "$held/1024" | bc -l)"
+printf '| after a /metrics scrape (took %.3f s) | %.1f |\n' "$(echo "$t1-$t0" | bc -l)" "$(echo "$scraped/1024" | bc -l)"
+printf '| after all closed | %.1f |\n' "$(echo "$after/1024" | bc -l)"
+printf '| peak (VmHWM) | %.1f |\n' "$(echo "$peak/1024" | bc -l)"
