@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
 )
@@ -35,7 +36,7 @@ type harness struct {
 	done   chan struct{}
 }
 
-func startProbe(t *testing.T, cfg *Config) *harness {
+func startProbe(t *testing.T, cfg *Config, disabled ...kernel.HookKind) *harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("kernel test: skipped with -short")
@@ -51,7 +52,8 @@ func startProbe(t *testing.T, cfg *Config) *harness {
 		Registerer: h.reg,
 		Bus:        bus,
 		Procs:      proc.NewCache(4096, proc.NewCgroups("/sys/fs/cgroup", 1024)),
-		LabelLimit: 1000,
+		LabelLimit:    1000,
+		DisabledHooks: disabled,
 	}
 	if err := h.p.Start(env); err != nil {
 		if errors.Is(err, unix.EPERM) {
