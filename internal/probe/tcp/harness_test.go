@@ -48,10 +48,10 @@ func startProbe(t *testing.T, cfg *Config, disabled ...kernel.HookKind) *harness
 	sub := bus.Subscribe("test", 1<<16)
 	h := &harness{p: New(cfg), reg: prometheus.NewRegistry(), done: make(chan struct{})}
 	env := &probe.Env{
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: h.reg,
-		Bus:        bus,
-		Procs:      proc.NewCache(4096, proc.NewCgroups("/sys/fs/cgroup", 1024)),
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer:    h.reg,
+		Bus:           bus,
+		Procs:         proc.NewCache(4096, proc.NewCgroups("/sys/fs/cgroup", 1024)),
 		LabelLimit:    1000,
 		DisabledHooks: disabled,
 	}
