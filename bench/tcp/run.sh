@@ -30,7 +30,7 @@ mkconfig() { # $1 = rtt_sample_every, $2 = file
 		inp && probe=="tcp" && /^    rtt_sample_every:/ {sub(/[0-9]+/, every)}
 		{print}' > "$2"
 }
-for e in 1 16 0; do mkconfig $e "$OUT/tcp-every$e.yaml"; done
+for e in 1 8 64 0; do mkconfig $e "$OUT/tcp-every$e.yaml"; done
 
 VPID=""
 start_vigil() { # $1 = config
@@ -53,7 +53,7 @@ ip -n $NS-c addr add 10.200.254.1/24 dev vbc$$; ip -n $NS-s addr add 10.200.254.
 for n in $NS-c $NS-s; do ip -n $n link set lo up; done
 ip -n $NS-c link set vbc$$ up; ip -n $NS-s link set vbs$$ up
 
-iperf() { # $1 = path (loopback|veth) -> Gbit/s
+iperf() { # $1 = path (loopback|veth) -> "Gbit/s iperf-cpu-seconds"
 	local srv cli host
 	if [ "$1" = veth ]; then srv="ip netns exec $NS-s"; cli="ip netns exec $NS-c"; host=10.200.254.2
 	else srv=""; cli=""; host=127.0.0.1; fi
@@ -62,10 +62,19 @@ iperf() { # $1 = path (loopback|veth) -> Gbit/s
 	sleep 0.3
 	$cli iperf3 -c $host -p $PORT -t "$SECS" -J > "$OUT/tcp-iperf.json"
 	wait $spid || true
-	python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9))' "$OUT/tcp-iperf.json"
+	python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))["end"]
+cpu = j["cpu_utilization_percent"]
+secs = j["sum_received"]["seconds"]
+print("%.3f %.3f" % (j["sum_received"]["bits_per_second"]/1e9, (cpu["host_total"]+cpu["remote_total"])/100*secs))' "$OUT/tcp-iperf.json"
 }
 
-MODES="alone vigil-every1 vigil-every16 vigil-rtt-off tcplife"
+# Seconds the kernel spent in the tcp probe's BPF programs (bpf_stats).
+bpf_seconds() {
+	curl -s "http://$WEB/metrics" | awk '/^vigil_bpf_program_run_seconds_total\{probe="tcp"/ {s+=$2} END {printf "%.6f", s}'
+}
+
+MODES="alone vigil-every1 vigil-every8 vigil-every64 vigil-rtt-off tcplife"
 RES="$OUT/tcp-throughput.txt"
 : > "$RES"
 for r in $(seq "$ROUNDS"); do
@@ -73,40 +82,56 @@ for r in $(seq "$ROUNDS"); do
 		for m in $MODES; do
 			case $m in
 			vigil-every1) start_vigil "$OUT/tcp-every1.yaml" ;;
-			vigil-every16) start_vigil "$OUT/tcp-every16.yaml" ;;
+			vigil-every8) start_vigil "$OUT/tcp-every8.yaml" ;;
+			vigil-every64) start_vigil "$OUT/tcp-every64.yaml" ;;
 			vigil-rtt-off) start_vigil "$OUT/tcp-every0.yaml" ;;
 			tcplife) start_tcplife ;;
 			esac
-			g=$(iperf $path)
-			if [ "$m" = vigil-every1 ] || [ "$m" = vigil-every16 ]; then
-				curl -s "http://$WEB/metrics" | grep -E '^vigil_bpf_program_(run_seconds|runs)_total\{probe="tcp",program="tcp_probe"' >> "$OUT/tcp-bpfstats-$m-$path.txt" || true
-			fi
+			read -r g cpu < <(iperf $path)
+			b=0
+			case $m in vigil-*) b=$(bpf_seconds) ;; esac
 			stop_vigil; stop_tcplife
-			echo "$path $m $r $g" | tee -a "$RES"
+			echo "$path $m $r $g $cpu $b" | tee -a "$RES"
 		done
 	done
 done
 
 echo
-echo "| path | mode | median Gbit/s | runs | vs alone |"
-echo "|---|---|---|---|---|"
-python3 - "$RES" <<'PY'
+echo "| path | mode | median Gbit/s | runs (Gbit/s) | vs alone | BPF time / iperf3 CPU time (median) | BPF ns per MB |"
+echo "|---|---|---|---|---|---|---|"
+python3 - "$RES" "$SECS" <<'PY'
 import sys, statistics, collections
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    path, mode, _, g = line.split()
-    runs[(path, mode)].append(float(g))
+    path, mode, _, g, cpu, bpf = line.split()
+    runs[(path, mode)].append((float(g), float(cpu), float(bpf)))
 for path in ("loopback", "veth"):
-    base = statistics.median(runs[(path, "alone")])
-    for mode in ("alone", "vigil-every1", "vigil-every16", "vigil-rtt-off", "tcplife"):
+    base = statistics.median(x[0] for x in runs[(path, "alone")])
+    for mode in ("alone", "vigil-every1", "vigil-every8", "vigil-every64", "vigil-rtt-off", "tcplife"):
         v = runs[(path, mode)]
-        m = statistics.median(v)
-        print(f"| {path} | {mode} | {m:.2f} | {' '.join(f'{x:.1f}' for x in v)} | {m/base:.3f} |")
+        m = statistics.median(x[0] for x in v)
+        share, per_mb = "-", "-"
+        if mode.startswith("vigil"):
+            share = "%.2f%%" % (100 * statistics.median(x[2] / x[1] for x in v if x[1] > 0))
+            # bytes moved = Gbit/s * seconds / 8
+            per_mb = "%.0f" % statistics.median(x[2] * 1e9 / (x[0] * 1e9 / 8 * float(sys.argv[2]) / 1e6) for x in v if x[0] > 0)
+        print(f"| {path} | {mode} | {m:.2f} | {' '.join(f'{x[0]:.1f}' for x in v)} | {m/base:.3f} | {share} | {per_mb} |")
 PY
 
 echo
+echo "## BPF cost per program (default settings, iperf3 over loopback, bpf_stats)"
+start_vigil "$OUT/tcp-every8.yaml"
+iperf loopback >/dev/null
+echo "| program | runs | ns per run |"
+echo "|---|---|---|"
+curl -s "http://$WEB/metrics" | awk '/^vigil_bpf_program_(run_seconds|runs)_total\{probe="tcp"/ {
+	split($1, a, "program=\""); split(a[2], b, "\""); if ($1 ~ /run_seconds/) t[b[1]] = $2; else r[b[1]] = $2 }
+	END { for (p in r) if (r[p] > 1000) printf "| %s | %d | %.0f |\n", p, r[p], t[p] * 1e9 / r[p] }' | sort
+stop_vigil
+
+echo
 echo "## RSS with $CONNS concurrent connections"
-start_vigil "$OUT/tcp-every1.yaml"
+start_vigil "$OUT/tcp-every8.yaml"
 rss() { awk '/^VmRSS/ {print $2}' /proc/$VPID/status; }
 hwm() { awk '/^VmHWM/ {print $2}' /proc/$VPID/status; }
 idle=$(rss)

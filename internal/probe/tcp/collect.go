@@ -100,7 +100,7 @@ var (
 	untrackedDesc = prometheus.NewDesc("vigil_tcp_untracked_closes_total",
 		"Closes of established sockets the socket table did not know (opened before the agent started, or evicted).", nil, nil)
 	rttSamplesDesc = prometheus.NewDesc("vigil_tcp_rtt_samples_total",
-		"tcp:tcp_probe hits recorded or skipped by the sampling knob.", []string{"result"}, nil)
+		"tcp:tcp_probe hits recorded into the RTT histograms (one in rtt_sample_every per CPU).", nil, nil)
 	ifBytesDesc = prometheus.NewDesc("vigil_net_interface_bytes_total",
 		"Bytes received and transmitted per network interface (net:netif_receive_skb, net:net_dev_xmit).",
 		[]string{"interface", "netns", "direction"}, nil)
@@ -195,8 +195,7 @@ func (c *aggCollector) Collect(ch chan<- prometheus.Metric) {
 	c.table(ch, "listeners", listeners, cnt[cListenInsert], cnt[cListenDelete], 0)
 	c.table(ch, "aggregates", len(seen), cnt[cAggInsert], 0, cnt[cAggInsertFail])
 	ch <- prometheus.MustNewConstMetric(untrackedDesc, prometheus.CounterValue, float64(cnt[cUntrackedClose]))
-	ch <- prometheus.MustNewConstMetric(rttSamplesDesc, prometheus.CounterValue, float64(cnt[cRTTSamples]), "recorded")
-	ch <- prometheus.MustNewConstMetric(rttSamplesDesc, prometheus.CounterValue, float64(cnt[cRTTSkipped]), "skipped")
+	ch <- prometheus.MustNewConstMetric(rttSamplesDesc, prometheus.CounterValue, float64(cnt[cRTTSamples]))
 
 	for l, t := range c.cum {
 		ch <- prometheus.MustNewConstMetric(retransDesc, prometheus.CounterValue, float64(t.retrans), l.container, l.comm, l.remote)

@@ -68,7 +68,7 @@ const (
 	cAggInsert
 	cAggInsertFail
 	cRTTSamples
-	cRTTSkipped
+	cRTTSkipped // unused
 	cIfInsertFail
 	cCgInsertFail
 	cMax

@@ -70,7 +70,7 @@ enum {
 	C_AGG_INSERT,
 	C_AGG_INSERT_FAIL,
 	C_RTT_SAMPLES,
-	C_RTT_SKIPPED,
+	C_RTT_SKIPPED, /* unused: skipped = runs - recorded */
 	C_IF_INSERT_FAIL,
 	C_CG_INSERT_FAIL,
 	C_MAX,
@@ -904,6 +904,17 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return r;
 }
 
+static __always_inline bool sample_skip(void)
+{
+	__u32 zero = 0;
+	__u64 *tick;
+
+	if (rtt_sample_every <= 1)
+		return false;
+	tick = bpf_map_lookup_elem(&sample_tick, &zero);
+	return !tick || ++(*tick) % rtt_sample_every;
+}
+
 /*
  * tcp_probe fires for every segment an established socket receives. One in
  * rtt_sample_every hits (per CPU) records the smoothed RTT into the owner's
@@ -914,18 +925,10 @@ static __always_inline int handle_probe(const struct sock *sk)
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct sock_info *si;
 	struct agg_val *v;
-	__u32 zero = 0, srtt, slot;
+	__u32 srtt, slot;
 
-	if (rtt_sample_every > 1) {
-		__u64 *tick = bpf_map_lookup_elem(&sample_tick, &zero);
-
-		if (!tick)
-			return 0;
-		if (++(*tick) % rtt_sample_every) {
-			count(C_RTT_SKIPPED);
-			return 0;
-		}
-	}
+	if (sample_skip())
+		return 0;
 	srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
 	if (!srtt)
 		return 0;
@@ -952,7 +955,55 @@ static __always_inline int handle_probe(const struct sock *sk)
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tp_btf_probe, struct sock *sk)
 {
-	return handle_probe(sk);
+	struct tcp_sock *tp;
+	struct sock_info *si;
+	struct agg_val *v;
+	struct agg_key k = {};
+	__u64 key = (__u64)sk;
+	__u32 srtt, slot;
+
+	if (sample_skip())
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	srtt = tp->srtt_us >> 3;
+	if (!srtt)
+		return 0;
+	count(C_RTT_SAMPLES);
+	si = bpf_map_lookup_elem(&socks, &key);
+	if (si) {
+		si->srtt_us = srtt;
+		si->bytes_acked = tp->bytes_acked;
+		si->bytes_received = tp->bytes_received;
+		si->updated_ns = bpf_ktime_get_boot_ns();
+		k.cgroup_id = si->cgroup_id;
+		__builtin_memcpy(k.comm, si->comm, sizeof(k.comm));
+	}
+	k.family = sk->__sk_common.skc_family;
+	if (k.family == AF_INET)
+		*(__u32 *)k.raddr = sk->__sk_common.skc_daddr;
+	else if (k.family == AF_INET6)
+		bpf_probe_read_kernel(k.raddr, sizeof(k.raddr), &sk->__sk_common.skc_v6_daddr);
+	v = bpf_map_lookup_elem(&agg, &k);
+	if (!v) {
+		struct agg_val zero = {};
+
+		if (bpf_map_update_elem(&agg, &k, &zero, BPF_NOEXIST) == 0)
+			count(C_AGG_INSERT);
+		else
+			count(C_AGG_INSERT_FAIL);
+		v = bpf_map_lookup_elem(&agg, &k);
+		if (!v)
+			return 0;
+	}
+	slot = log2_slot(srtt);
+	if (slot >= RTT_SLOTS)
+		slot = RTT_SLOTS - 1;
+	v->rtt_slots[slot]++;
+	v->rtt_count++;
+	v->rtt_sum_us += srtt;
+	return 0;
 }
 
 SEC("raw_tp/tcp_probe")
@@ -963,14 +1014,10 @@ int BPF_PROG(raw_tp_probe, struct sock *sk)
 
 /* --- Traffic per interface (net tracepoints) and per cgroup (cgroup_skb). --- */
 
-static __always_inline struct if_val *if_for(struct net_device *dev)
+/* Interface entry; the name is read once, when the entry is created. */
+static __always_inline struct if_val *if_entry(struct net_device *dev, struct if_key k)
 {
-	struct if_key k = {};
-	struct if_val *v;
-
-	k.ifindex = BPF_CORE_READ(dev, ifindex);
-	k.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	v = bpf_map_lookup_elem(&ifstats, &k);
+	struct if_val *v = bpf_map_lookup_elem(&ifstats, &k);
 	if (v)
 		return v;
 	{
@@ -981,6 +1028,15 @@ static __always_inline struct if_val *if_for(struct net_device *dev)
 			count(C_IF_INSERT_FAIL);
 	}
 	return bpf_map_lookup_elem(&ifstats, &k);
+}
+
+static __always_inline struct if_val *if_for(struct net_device *dev)
+{
+	struct if_key k = {};
+
+	k.ifindex = BPF_CORE_READ(dev, ifindex);
+	k.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return if_entry(dev, k);
 }
 
 static __always_inline int handle_xmit(struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
@@ -997,10 +1053,27 @@ static __always_inline int handle_xmit(struct sk_buff *skb, int rc, struct net_d
 	return 0;
 }
 
+/*
+ * The per-packet programs come in two bodies: tp_btf reads kernel memory
+ * with direct (BTF-checked) loads, raw_tp through bpf_probe_read_kernel,
+ * which costs a helper call per field.
+ */
 SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(tp_btf_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
 {
-	return handle_xmit(skb, rc, dev, len);
+	struct if_key k = {};
+	struct if_val *v;
+
+	if (rc != 0 || !dev)
+		return 0;
+	k.ifindex = dev->ifindex;
+	k.netns = dev->nd_net.net->ns.inum;
+	v = if_entry(dev, k);
+	if (v) {
+		v->tx_bytes += len;
+		v->tx_packets++;
+	}
+	return 0;
 }
 
 SEC("raw_tp/net_dev_xmit")
@@ -1035,7 +1108,29 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_btf_receive, struct sk_buff *skb)
 {
-	return handle_receive(skb);
+	struct net_device *dev = skb->dev;
+	struct if_key k = {};
+	struct if_val *v;
+	unsigned char *head, *data;
+	__u32 len;
+	__u16 mac;
+
+	if (!dev)
+		return 0;
+	k.ifindex = dev->ifindex;
+	k.netns = dev->nd_net.net->ns.inum;
+	v = if_entry(dev, k);
+	if (!v)
+		return 0;
+	len = skb->len;
+	mac = skb->mac_header;
+	head = skb->head;
+	data = skb->data;
+	if (mac != (__u16)~0U && data >= head + mac && data - (head + mac) < 256)
+		len += data - (head + mac);
+	v->rx_bytes += len;
+	v->rx_packets++;
+	return 0;
 }
 
 SEC("raw_tp/netif_receive_skb")

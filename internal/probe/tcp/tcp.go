@@ -57,7 +57,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Enabled: true, RingbufSize: 1 << 20, MaxSockets: 65536, MaxListeners: 4096, MaxAggregates: 4096,
-		RTTSampleEvery: 1, InterfaceTraffic: true, CgroupTraffic: true,
+		RTTSampleEvery: 8, InterfaceTraffic: true, CgroupTraffic: true,
 	}
 }
 
