@@ -5,11 +5,13 @@
 # concurrent connections. Results: bench/results/tcp-*.txt and a markdown
 # table on stdout (copied into docs/performance-tcp.md).
 #   ROUNDS=5 SECS=4 CONNS=10000 bash bench/tcp/run.sh
+#   ONLY=rss bash bench/tcp/run.sh      (or ONLY=throughput)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-4}
 CONNS=${CONNS:-10000}
+ONLY=${ONLY:-all}
 PORT=${PORT:-15299}
 WEB=127.0.0.1:${WEBPORT:-19499}
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
@@ -22,15 +24,17 @@ $GO build -o "$OUT/vigil" ./cmd/vigil
 $GO build -o "$OUT/conns" ./bench/tcp/conns
 
 # Config: every probe off except tcp, with the given rtt_sample_every.
-mkconfig() { # $1 = rtt_sample_every, $2 = file
-	"$OUT/vigil" config default | awk -v every="$1" '
+mkconfig() { # $1 = rtt_sample_every, $2 = file, $3 = traffic accounting (true/false)
+	"$OUT/vigil" config default | awk -v every="$1" -v traffic="${3:-true}" '
 		/^probes:/ {inp=1; print; next}
 		inp && /^  [a-z_]+:$/ {probe=$1; sub(":","",probe)}
 		inp && /^    enabled:/ {sub(/true|false/, probe=="tcp" ? "true" : "false")}
 		inp && probe=="tcp" && /^    rtt_sample_every:/ {sub(/[0-9]+/, every)}
+		inp && probe=="tcp" && /^    (interface|cgroup)_traffic:/ {sub(/true|false/, traffic)}
 		{print}' > "$2"
 }
 for e in 1 8 64 0; do mkconfig $e "$OUT/tcp-every$e.yaml"; done
+mkconfig 8 "$OUT/tcp-lean.yaml" false
 
 VPID=""
 start_vigil() { # $1 = config
@@ -74,7 +78,8 @@ bpf_seconds() {
 	curl -s "http://$WEB/metrics" | awk '/^vigil_bpf_program_run_seconds_total\{probe="tcp"/ {s+=$2} END {printf "%.6f", s}'
 }
 
-MODES="alone vigil-every1 vigil-every8 vigil-every64 vigil-rtt-off tcplife"
+if [ "$ONLY" != rss ]; then
+MODES="alone vigil-every1 vigil-every8 vigil-every64 vigil-rtt-off vigil-no-traffic tcplife"
 RES="$OUT/tcp-throughput.txt"
 : > "$RES"
 for r in $(seq "$ROUNDS"); do
@@ -85,6 +90,7 @@ for r in $(seq "$ROUNDS"); do
 			vigil-every8) start_vigil "$OUT/tcp-every8.yaml" ;;
 			vigil-every64) start_vigil "$OUT/tcp-every64.yaml" ;;
 			vigil-rtt-off) start_vigil "$OUT/tcp-every0.yaml" ;;
+			vigil-no-traffic) start_vigil "$OUT/tcp-lean.yaml" ;;
 			tcplife) start_tcplife ;;
 			esac
 			read -r g cpu < <(iperf $path)
@@ -107,7 +113,7 @@ for line in open(sys.argv[1]):
     runs[(path, mode)].append((float(g), float(cpu), float(bpf)))
 for path in ("loopback", "veth"):
     base = statistics.median(x[0] for x in runs[(path, "alone")])
-    for mode in ("alone", "vigil-every1", "vigil-every8", "vigil-every64", "vigil-rtt-off", "tcplife"):
+    for mode in ("alone", "vigil-every1", "vigil-every8", "vigil-every64", "vigil-rtt-off", "vigil-no-traffic", "tcplife"):
         v = runs[(path, mode)]
         m = statistics.median(x[0] for x in v)
         share, per_mb = "-", "-"
@@ -128,6 +134,8 @@ curl -s "http://$WEB/metrics" | awk '/^vigil_bpf_program_(run_seconds|runs)_tota
 	split($1, a, "program=\""); split(a[2], b, "\""); if ($1 ~ /run_seconds/) t[b[1]] = $2; else r[b[1]] = $2 }
 	END { for (p in r) if (r[p] > 1000) printf "| %s | %d | %.0f |\n", p, r[p], t[p] * 1e9 / r[p] }' | sort
 stop_vigil
+fi
+[ "$ONLY" = throughput ] && exit 0
 
 echo
 echo "## RSS with $CONNS concurrent connections"
