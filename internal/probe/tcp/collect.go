@@ -44,6 +44,7 @@ type aggLabels struct{ container, comm, remote string }
 type aggTotals struct {
 	retrans, resetsSent, resetsReceived uint64
 	rttCount, rttSumUS                  uint64
+	bytesSent, bytesReceived            uint64
 	slots                               [rttSlots]uint64
 }
 
@@ -53,6 +54,8 @@ func (a *aggTotals) add(b *tcpAggVal) {
 	a.resetsReceived += b.ResetsReceived
 	a.rttCount += b.RttCount
 	a.rttSumUS += b.RttSumUs
+	a.bytesSent += b.BytesSent
+	a.bytesReceived += b.BytesReceived
 	for i := range a.slots {
 		a.slots[i] += b.RttSlots[i]
 	}
@@ -73,6 +76,8 @@ func (a *aggTotals) addDelta(cur, prev *aggTotals) {
 	a.resetsReceived += delta(cur.resetsReceived, prev.resetsReceived)
 	a.rttCount += delta(cur.rttCount, prev.rttCount)
 	a.rttSumUS += delta(cur.rttSumUS, prev.rttSumUS)
+	a.bytesSent += delta(cur.bytesSent, prev.bytesSent)
+	a.bytesReceived += delta(cur.bytesReceived, prev.bytesReceived)
 	for i := range a.slots {
 		a.slots[i] += delta(cur.slots[i], prev.slots[i])
 	}
@@ -87,6 +92,9 @@ var (
 		[]string{"container", "comm", "remote"}, nil)
 	resetsDesc = prometheus.NewDesc("vigil_tcp_resets_total",
 		"TCP resets sent and received, by owner and remote address (capped; comm \"\" for resets no tracked socket owns).",
+		[]string{"direction", "container", "comm", "remote"}, nil)
+	bytesDesc = prometheus.NewDesc("vigil_tcp_bytes_total",
+		"TCP payload bytes sent (acknowledged by the peer) and received, by owner and remote address (capped); advanced by the sampled tcp:tcp_probe hits and completed at close.",
 		[]string{"direction", "container", "comm", "remote"}, nil)
 	activeDesc = prometheus.NewDesc("vigil_tcp_connections_active",
 		"Established TCP connections in the socket table.", []string{"direction"}, nil)
@@ -134,7 +142,7 @@ func newAggCollector(p *Probe, limit int) *aggCollector {
 
 // Describe implements prometheus.Collector.
 func (c *aggCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{rttDesc, retransDesc, resetsDesc, activeDesc, tableEntriesDesc, tableEvictDesc,
+	for _, d := range []*prometheus.Desc{rttDesc, bytesDesc, retransDesc, resetsDesc, activeDesc, tableEntriesDesc, tableEvictDesc,
 		tableFailDesc, untrackedDesc, rttSamplesDesc, ifBytesDesc, ifPacketsDesc, cgBytesDesc, cgPacketsDesc} {
 		ch <- d
 	}
@@ -201,6 +209,8 @@ func (c *aggCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(retransDesc, prometheus.CounterValue, float64(t.retrans), l.container, l.comm, l.remote)
 		ch <- prometheus.MustNewConstMetric(resetsDesc, prometheus.CounterValue, float64(t.resetsSent), "sent", l.container, l.comm, l.remote)
 		ch <- prometheus.MustNewConstMetric(resetsDesc, prometheus.CounterValue, float64(t.resetsReceived), "received", l.container, l.comm, l.remote)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.bytesSent), "sent", l.container, l.comm, l.remote)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.bytesReceived), "received", l.container, l.comm, l.remote)
 		if t.rttCount == 0 {
 			continue
 		}

@@ -16,8 +16,8 @@ type Conn struct {
 	CgroupID      uint64
 	Inbound       bool
 	Local, Remote netip.AddrPort
-	// BytesAcked and BytesReceived follow the sequence space (SYN/FIN
-	// included) as of the last sampled segment.
+	// BytesAcked (payload acknowledged by the peer) and BytesReceived, as
+	// of the last sampled segment.
 	BytesAcked    uint64
 	BytesReceived uint64
 	SRTTUS        uint32

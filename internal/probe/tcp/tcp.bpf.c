@@ -92,7 +92,8 @@ struct sock_info {
 	__u32 uid;
 	__u32 flags;
 	char comm[TASK_COMM_LEN];
-	/* Live counters, refreshed by sampled tcp_probe hits and retransmits. */
+	/* Live counters, refreshed by sampled tcp_probe hits and retransmits;
+	 * bytes are payload (SYN and FIN excluded). */
 	__u64 bytes_acked;
 	__u64 bytes_received;
 	__u64 updated_ns;
@@ -158,6 +159,8 @@ struct agg_val {
 	__u64 resets_received;
 	__u64 rtt_count;
 	__u64 rtt_sum_us;
+	__u64 bytes_sent;     /* payload acknowledged by the peer */
+	__u64 bytes_received; /* payload received */
 	__u64 rtt_slots[RTT_SLOTS];
 };
 
@@ -318,6 +321,22 @@ static __always_inline void fill_owner(struct sock_info *si)
 	bpf_get_current_comm(si->comm, sizeof(si->comm));
 }
 
+/* Which SYN/FIN sequence numbers a closing socket's byte counters include. */
+static __always_inline __u8 close_ctl(const struct sock *sk, struct sock_info *si)
+{
+	struct sock *s = (struct sock *)sk;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u8 shut = BPF_CORE_READ_BITFIELD_PROBED(s, sk_shutdown), ctl = 0;
+
+	if (si && (si->flags & F_ACTIVE))
+		ctl |= CTL_SYN_ACKED;
+	if ((shut & SEND_SHUTDOWN) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+		ctl |= CTL_FIN_ACKED;
+	if (shut & RCV_SHUTDOWN)
+		ctl |= CTL_FIN_RECEIVED;
+	return ctl;
+}
+
 static __always_inline void fill_event(struct tcp_event *e, const struct sock *sk, struct sock_info *si, __u8 kind)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -355,17 +374,8 @@ static __always_inline void fill_event(struct tcp_event *e, const struct sock *s
 		e->bytes_sent = BPF_CORE_READ(tp, bytes_sent);
 	if (bpf_core_field_exists(tp->bytes_retrans))
 		e->bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
-	if (kind == EV_CLOSE) {
-		struct sock *s = (struct sock *)sk;
-		__u8 shut = BPF_CORE_READ_BITFIELD_PROBED(s, sk_shutdown);
-
-		if (si && (si->flags & F_ACTIVE))
-			e->ctl |= CTL_SYN_ACKED;
-		if ((shut & SEND_SHUTDOWN) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
-			e->ctl |= CTL_FIN_ACKED;
-		if (shut & RCV_SHUTDOWN)
-			e->ctl |= CTL_FIN_RECEIVED;
-	}
+	if (kind == EV_CLOSE)
+		e->ctl = close_ctl(sk, si);
 	e->segs_in = BPF_CORE_READ(tp, segs_in);
 	e->segs_out = BPF_CORE_READ(tp, segs_out);
 	e->total_retrans = BPF_CORE_READ(tp, total_retrans);
@@ -401,6 +411,8 @@ static __always_inline void delete_sock(__u64 key)
 	if (bpf_map_delete_elem(&socks, &key) == 0)
 		count(C_SOCK_DELETE);
 }
+
+static __always_inline void account_close(const struct sock *sk, struct sock_info *si);
 
 static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
 {
@@ -521,6 +533,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	} else if (si->flags & F_ESTABLISHED) {
 		count(C_ESTABLISHED_CLOSED);
 		submit(sk, si, EV_CLOSE, oldstate, 0);
+		account_close(sk, si);
 	}
 	delete_sock(key);
 	return 0;
@@ -759,6 +772,39 @@ static __always_inline struct agg_val *agg_for(const struct sock *sk, struct soc
 	return bpf_map_lookup_elem(&agg, &k);
 }
 
+/*
+ * Per-owner TCP bytes: the sampled tcp_probe hits add each socket's payload
+ * progress since its previous sample; the close adds the rest, so the sum
+ * over a connection's life is its exact payload.
+ */
+static __always_inline void account_bytes(struct agg_val *v, struct sock_info *si, __u64 sent, __u64 received)
+{
+	if (sent > si->bytes_acked)
+		v->bytes_sent += sent - si->bytes_acked;
+	if (received > si->bytes_received)
+		v->bytes_received += received - si->bytes_received;
+	si->bytes_acked = sent;
+	si->bytes_received = received;
+}
+
+static __always_inline void account_close(const struct sock *sk, struct sock_info *si)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u64 sent = BPF_CORE_READ(tp, bytes_acked), received = BPF_CORE_READ(tp, bytes_received);
+	__u8 ctl = close_ctl(sk, si);
+	struct agg_val *v;
+
+	if ((ctl & CTL_SYN_ACKED) && sent)
+		sent--;
+	if ((ctl & CTL_FIN_ACKED) && sent)
+		sent--;
+	if ((ctl & CTL_FIN_RECEIVED) && received)
+		received--;
+	v = agg_for(sk, si);
+	if (v)
+		account_bytes(v, si, sent, received);
+}
+
 static __always_inline struct sock_info *owner_of(const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
@@ -934,13 +980,18 @@ static __always_inline int handle_probe(const struct sock *sk)
 		return 0;
 	count(C_RTT_SAMPLES);
 	si = owner_of(sk);
-	if (si) {
-		si->srtt_us = srtt;
-		si->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
-		si->bytes_received = BPF_CORE_READ(tp, bytes_received);
-		si->updated_ns = bpf_ktime_get_boot_ns();
-	}
 	v = agg_for(sk, si);
+	if (si) {
+		/* In ESTABLISHED an active socket's bytes_acked includes its SYN. */
+		__u64 sent = BPF_CORE_READ(tp, bytes_acked);
+
+		if ((si->flags & F_ACTIVE) && sent)
+			sent--;
+		si->srtt_us = srtt;
+		si->updated_ns = bpf_ktime_get_boot_ns();
+		if (v)
+			account_bytes(v, si, sent, BPF_CORE_READ(tp, bytes_received));
+	}
 	if (!v)
 		return 0;
 	slot = log2_slot(srtt);
@@ -973,10 +1024,6 @@ int BPF_PROG(tp_btf_probe, struct sock *sk)
 	count(C_RTT_SAMPLES);
 	si = bpf_map_lookup_elem(&socks, &key);
 	if (si) {
-		si->srtt_us = srtt;
-		si->bytes_acked = tp->bytes_acked;
-		si->bytes_received = tp->bytes_received;
-		si->updated_ns = bpf_ktime_get_boot_ns();
 		k.cgroup_id = si->cgroup_id;
 		__builtin_memcpy(k.comm, si->comm, sizeof(k.comm));
 	}
@@ -996,6 +1043,15 @@ int BPF_PROG(tp_btf_probe, struct sock *sk)
 		v = bpf_map_lookup_elem(&agg, &k);
 		if (!v)
 			return 0;
+	}
+	if (si) {
+		__u64 sent = tp->bytes_acked;
+
+		if ((si->flags & F_ACTIVE) && sent)
+			sent--;
+		si->srtt_us = srtt;
+		si->updated_ns = bpf_ktime_get_boot_ns();
+		account_bytes(v, si, sent, tp->bytes_received);
 	}
 	slot = log2_slot(srtt);
 	if (slot >= RTT_SLOTS)
