@@ -33,8 +33,8 @@ mkconfig() { # $1 = rtt_sample_every, $2 = file, $3 = traffic accounting (true/f
 		inp && probe=="tcp" && /^    (interface|cgroup)_traffic:/ {sub(/true|false/, traffic)}
 		{print}' > "$2"
 }
-for e in 1 8 64 0; do mkconfig $e "$OUT/tcp-every$e.yaml"; done
-mkconfig 8 "$OUT/tcp-lean.yaml" false
+for e in 1 8 64 0; do mkconfig $e "$OUT/tcp-every$e.yaml" false; done
+mkconfig 8 "$OUT/tcp-traffic.yaml" true
 
 VPID=""
 start_vigil() { # $1 = config
@@ -79,18 +79,18 @@ bpf_seconds() {
 }
 
 if [ "$ONLY" != rss ]; then
-MODES="alone vigil-every1 vigil-every8 vigil-every64 vigil-rtt-off vigil-no-traffic tcplife"
+MODES="alone vigil-default vigil-every1 vigil-every64 vigil-rtt-off vigil-traffic tcplife"
 RES="$OUT/tcp-throughput.txt"
 : > "$RES"
 for r in $(seq "$ROUNDS"); do
 	for path in loopback veth; do
 		for m in $MODES; do
 			case $m in
+			vigil-default) start_vigil "$OUT/tcp-every8.yaml" ;;
 			vigil-every1) start_vigil "$OUT/tcp-every1.yaml" ;;
-			vigil-every8) start_vigil "$OUT/tcp-every8.yaml" ;;
 			vigil-every64) start_vigil "$OUT/tcp-every64.yaml" ;;
 			vigil-rtt-off) start_vigil "$OUT/tcp-every0.yaml" ;;
-			vigil-no-traffic) start_vigil "$OUT/tcp-lean.yaml" ;;
+			vigil-traffic) start_vigil "$OUT/tcp-traffic.yaml" ;;
 			tcplife) start_tcplife ;;
 			esac
 			read -r g cpu < <(iperf $path)
@@ -113,7 +113,7 @@ for line in open(sys.argv[1]):
     runs[(path, mode)].append((float(g), float(cpu), float(bpf)))
 for path in ("loopback", "veth"):
     base = statistics.median(x[0] for x in runs[(path, "alone")])
-    for mode in ("alone", "vigil-every1", "vigil-every8", "vigil-every64", "vigil-rtt-off", "vigil-no-traffic", "tcplife"):
+    for mode in ("alone", "vigil-default", "vigil-every1", "vigil-every64", "vigil-rtt-off", "vigil-traffic", "tcplife"):
         v = runs[(path, mode)]
         m = statistics.median(x[0] for x in v)
         share, per_mb = "-", "-"
@@ -125,14 +125,14 @@ for path in ("loopback", "veth"):
 PY
 
 echo
-echo "## BPF cost per program (default settings, iperf3 over loopback, bpf_stats)"
-start_vigil "$OUT/tcp-every8.yaml"
+echo "## BPF cost per program (rtt_sample_every 8, traffic accounting on, iperf3 over loopback, bpf_stats)"
+start_vigil "$OUT/tcp-traffic.yaml"
 iperf loopback >/dev/null
 echo "| program | runs | ns per run |"
 echo "|---|---|---|"
 curl -s "http://$WEB/metrics" | awk '/^vigil_bpf_program_(run_seconds|runs)_total\{probe="tcp"/ {
 	split($1, a, "program=\""); split(a[2], b, "\""); if ($1 ~ /run_seconds/) t[b[1]] = $2; else r[b[1]] = $2 }
-	END { for (p in r) if (r[p] > 1000) printf "| %s | %d | %.0f |\n", p, r[p], t[p] * 1e9 / r[p] }' | sort
+	END { for (p in r) if (r[p] > 1000) printf "| %s | %d | %.0f |\n", p, r[p], t[p] * 1e9 / r[p] }' | sort -u
 stop_vigil
 fi
 [ "$ONLY" = throughput ] && exit 0
