@@ -54,11 +54,21 @@ func runAgent(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// A bad rule file fails fast, before anything is attached.
+	if err := checkAlerting(cfg); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
 	if err := a.Start(); err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
 	defer a.Close()
+	al, err := startAlerting(cfg, a.Registry, srv.Mux, log)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
 	log.Info("vigil started", "probes", a.Names(), "listen", srv.Addr(), "startup", a.StartupDuration().Round(time.Millisecond))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -66,6 +76,8 @@ func runAgent(cfg *config.Config) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve() }()
 	go func() { errc <- a.Run(ctx) }()
+	alDone := make(chan error, 1)
+	go func() { alDone <- al.Run(ctx) }()
 
 	var runErr error
 	select {
@@ -77,6 +89,15 @@ func runAgent(cfg *config.Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
+	// Let the rule engine close its TSDB and the dispatcher save its state.
+	select {
+	case err := <-alDone:
+		if err != nil {
+			log.Error("alerting shutdown", "err", err)
+		}
+	case <-shutdownCtx.Done():
+		log.Error("alerting did not stop in time")
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}
