@@ -55,8 +55,8 @@ type topSyscallsOpts struct {
 	pids     []uint32
 }
 
-// topRow is one line of the view: calls during the interval.
-type topRow struct {
+// syscallRow is one line of the view: calls during the interval.
+type syscallRow struct {
 	Name         string  `json:"name"`
 	Count        uint64  `json:"count"`
 	Errors       uint64  `json:"errors"`
@@ -65,22 +65,22 @@ type topRow struct {
 	TopSyscall   string  `json:"top_syscall,omitempty"` // by process or container: the group's most frequent syscall
 }
 
-type topView struct {
-	Time            time.Time `json:"time"`
-	IntervalSeconds float64   `json:"interval_seconds"`
-	By              string    `json:"by"`
-	Sort            string    `json:"sort"`
-	Rows            []topRow  `json:"rows"`
+type syscallView struct {
+	Time            time.Time    `json:"time"`
+	IntervalSeconds float64      `json:"interval_seconds"`
+	By              string       `json:"by"`
+	Sort            string       `json:"sort"`
+	Rows            []syscallRow `json:"rows"`
 }
 
-type statID struct {
+type syscallStatID struct {
 	nr       int
 	comm     string
 	cgroup   uint64
 	overflow bool
 }
 
-type statVal struct{ count, errors, totalNS uint64 }
+type syscallStatVal struct{ count, errors, totalNS uint64 }
 
 func runTopSyscalls(o *topSyscallsOpts) error {
 	if o.interval < 100*time.Millisecond {
@@ -124,9 +124,9 @@ func runTopSyscalls(o *topSyscallsOpts) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	prev := map[statID]statVal{}
+	prev := map[syscallStatID]syscallStatVal{}
 	if stats, _, err := p.Snapshot(); err == nil {
-		prev = statMap(stats)
+		prev = syscallStatMap(stats)
 	}
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
@@ -142,9 +142,9 @@ func runTopSyscalls(o *topSyscallsOpts) error {
 			if err != nil {
 				return err
 			}
-			cur := statMap(stats)
-			view := topView{Time: now, IntervalSeconds: now.Sub(last).Seconds(), By: o.by, Sort: o.sort,
-				Rows: topRows(cur, prev, o.by, o.sort, o.top, cgroups)}
+			cur := syscallStatMap(stats)
+			view := syscallView{Time: now, IntervalSeconds: now.Sub(last).Seconds(), By: o.by, Sort: o.sort,
+				Rows: syscallRows(cur, prev, o.by, o.sort, o.top, cgroups)}
 			prev, last = cur, now
 			if o.output == "json" {
 				if err := json.NewEncoder(out).Encode(view); err != nil {
@@ -154,7 +154,7 @@ func runTopSyscalls(o *topSyscallsOpts) error {
 				if !o.once {
 					out.WriteString("\033[H\033[2J") // home, clear screen
 				}
-				printTopTable(out, view)
+				printSyscallTable(out, view)
 			}
 			out.Flush()
 			if o.once {
@@ -164,10 +164,10 @@ func runTopSyscalls(o *topSyscallsOpts) error {
 	}
 }
 
-func statMap(stats []syscalls.Stat) map[statID]statVal {
-	m := make(map[statID]statVal, len(stats))
+func syscallStatMap(stats []syscalls.Stat) map[syscallStatID]syscallStatVal {
+	m := make(map[syscallStatID]syscallStatVal, len(stats))
 	for _, s := range stats {
-		id := statID{s.Nr, s.Comm, s.CgroupID, s.Overflow}
+		id := syscallStatID{s.Nr, s.Comm, s.CgroupID, s.Overflow}
 		v := m[id]
 		v.count += s.Count
 		v.errors += s.Errors
@@ -177,16 +177,16 @@ func statMap(stats []syscalls.Stat) map[statID]statVal {
 	return m
 }
 
-// topRows groups the interval's deltas and keeps the top n.
-func topRows(cur, prev map[statID]statVal, by, sortBy string, n int, cg *proc.Cgroups) []topRow {
+// syscallRows groups the interval's deltas and keeps the top n.
+func syscallRows(cur, prev map[syscallStatID]syscallStatVal, by, sortBy string, n int, cg *proc.Cgroups) []syscallRow {
 	type group struct {
-		statVal
+		syscallStatVal
 		perNr map[int]uint64
 	}
 	groups := map[string]*group{}
 	for id, v := range cur {
 		p := prev[id]
-		d := statVal{v.count - p.count, v.errors - p.errors, v.totalNS - p.totalNS}
+		d := syscallStatVal{v.count - p.count, v.errors - p.errors, v.totalNS - p.totalNS}
 		if d.count == 0 {
 			continue
 		}
@@ -217,9 +217,9 @@ func topRows(cur, prev map[statID]statVal, by, sortBy string, n int, cg *proc.Cg
 		g.totalNS += d.totalNS
 		g.perNr[id.nr] += d.count
 	}
-	rows := make([]topRow, 0, len(groups))
+	rows := make([]syscallRow, 0, len(groups))
 	for name, g := range groups {
-		r := topRow{Name: name, Count: g.count, Errors: g.errors, TotalSeconds: float64(g.totalNS) / 1e9,
+		r := syscallRow{Name: name, Count: g.count, Errors: g.errors, TotalSeconds: float64(g.totalNS) / 1e9,
 			AvgSeconds: float64(g.totalNS) / 1e9 / float64(g.count)}
 		if by != "syscall" {
 			best, bestN := -1, uint64(0)
@@ -232,7 +232,7 @@ func topRows(cur, prev map[statID]statVal, by, sortBy string, n int, cg *proc.Cg
 		}
 		rows = append(rows, r)
 	}
-	slices.SortFunc(rows, func(a, b topRow) int {
+	slices.SortFunc(rows, func(a, b syscallRow) int {
 		ka, kb := float64(a.Count), float64(b.Count)
 		if sortBy == "time" {
 			ka, kb = a.TotalSeconds, b.TotalSeconds
@@ -251,7 +251,7 @@ func topRows(cur, prev map[statID]statVal, by, sortBy string, n int, cg *proc.Cg
 	return rows
 }
 
-func printTopTable(w io.Writer, v topView) {
+func printSyscallTable(w io.Writer, v syscallView) {
 	fmt.Fprintf(w, "%s  calls during the last %.1fs, by %s, sorted by %s\n\n", v.Time.Format("15:04:05"), v.IntervalSeconds, v.By, v.Sort)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
 	first := strings.ToUpper(v.By)

@@ -9,12 +9,12 @@ import (
 )
 
 func TestTopRows(t *testing.T) {
-	prev := map[statID]statVal{
+	prev := map[syscallStatID]syscallStatVal{
 		{nr: 0, comm: "nginx"}:  {count: 100, errors: 1, totalNS: 1000},
 		{nr: 1, comm: "nginx"}:  {count: 50, totalNS: 500},
 		{nr: 35, comm: "sleep"}: {count: 1, totalNS: 20e6},
 	}
-	cur := map[statID]statVal{
+	cur := map[syscallStatID]syscallStatVal{
 		{nr: 0, comm: "nginx"}:                     {count: 150, errors: 3, totalNS: 2000}, // +50 read, 2 errors
 		{nr: 1, comm: "nginx"}:                     {count: 50, totalNS: 500},              // idle
 		{nr: 1, comm: "redis"}:                     {count: 70, totalNS: 700},              // new: +70 write
@@ -24,8 +24,8 @@ func TestTopRows(t *testing.T) {
 		{nr: 0, comm: "redis", cgroup: 1 << 40}:    {count: 10, totalNS: 10},
 		{nr: 100000, comm: "odd", cgroup: 1 << 40}: {count: 1, totalNS: 1},
 	}
-	bySyscall := topRows(cur, prev, "syscall", "count", 10, nil)
-	want := []topRow{
+	bySyscall := syscallRows(cur, prev, "syscall", "count", 10, nil)
+	want := []syscallRow{
 		{Name: "write", Count: 70, TotalSeconds: 700e-9},
 		{Name: "read", Count: 60, Errors: 2, TotalSeconds: 1010e-9},
 		{Name: "getpid", Count: 5, TotalSeconds: 5e-9},
@@ -37,15 +37,15 @@ func TestTopRows(t *testing.T) {
 	}
 	for i, w := range want {
 		g := bySyscall[i]
-		if g.Name != w.Name || g.Count != w.Count || g.Errors != w.Errors || !near(g.TotalSeconds, w.TotalSeconds) {
+		if g.Name != w.Name || g.Count != w.Count || g.Errors != w.Errors || !nearlyEqual(g.TotalSeconds, w.TotalSeconds) {
 			t.Errorf("row %d: %+v, want %+v", i, g, w)
 		}
 	}
-	byTime := topRows(cur, prev, "syscall", "time", 1, nil)
-	if len(byTime) != 1 || byTime[0].Name != "nanosleep" || !near(byTime[0].AvgSeconds, 20e-3) {
+	byTime := syscallRows(cur, prev, "syscall", "time", 1, nil)
+	if len(byTime) != 1 || byTime[0].Name != "nanosleep" || !nearlyEqual(byTime[0].AvgSeconds, 20e-3) {
 		t.Errorf("by time: %+v", byTime)
 	}
-	byProc := topRows(cur, prev, "process", "count", 10, nil)
+	byProc := syscallRows(cur, prev, "process", "count", 10, nil)
 	if byProc[0].Name != "redis" || byProc[0].Count != 80 || byProc[0].TopSyscall != "write" {
 		t.Errorf("by process: %+v", byProc)
 	}
@@ -56,15 +56,15 @@ func TestTopRows(t *testing.T) {
 	if !other {
 		t.Errorf("overflowed stats not shown as other: %+v", byProc)
 	}
-	byCtr := topRows(cur, prev, "container", "count", 10, proc.NewCgroups(t.TempDir(), 1))
+	byCtr := syscallRows(cur, prev, "container", "count", 10, proc.NewCgroups(t.TempDir(), 1))
 	if byCtr[0].Name != "host" || byCtr[0].Count != 50+70+2+10+1 {
 		t.Errorf("by container: %+v", byCtr)
 	}
 	var buf bytes.Buffer
-	printTopTable(&buf, topView{By: "process", Sort: "count", IntervalSeconds: 1, Rows: byProc})
+	printSyscallTable(&buf, syscallView{By: "process", Sort: "count", IntervalSeconds: 1, Rows: byProc})
 	if !strings.Contains(buf.String(), "TOP_SYSCALL") || !strings.Contains(buf.String(), "redis") {
 		t.Errorf("table:\n%s", buf.String())
 	}
 }
 
-func near(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
+func nearlyEqual(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }

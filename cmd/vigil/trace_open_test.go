@@ -129,7 +129,7 @@ func TestTopSyscallsCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("vigil top syscalls: %v", err)
 	}
-	var v topView
+	var v syscallView
 	if err := json.Unmarshal(out, &v); err != nil {
 		t.Fatalf("%q: %v", out, err)
 	}

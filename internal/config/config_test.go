@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigilproject/vigil/internal/config"
-	_ "github.com/vigilproject/vigil/internal/probe/all" // the default config names every probe
+	_ "github.com/vigilproject/vigil/internal/probe/all" // every probe's section is in the default config
 	"github.com/vigilproject/vigil/internal/probe/process"
 )
 
