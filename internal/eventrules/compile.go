@@ -496,7 +496,7 @@ func (c *compiler) compileExpr(it item, n *yaml.Node, what, src string, env *cel
 		if l == 0 {
 			l = line
 		}
-		c.errf(it, l, col, "%s: %s", what, oneIssue(e.Message, len(iss.Errors())))
+		c.errf(it, l, col, "%s: %s", what, oneIssue(explain(e.Message, src, e.Location.Line(), e.Location.Column(), checkEnv, c), len(iss.Errors())))
 		return nil, "", false
 	}
 	if want != nil && !ast.OutputType().IsExactType(want) && !ast.OutputType().IsExactType(cel.DynType) {
@@ -856,4 +856,44 @@ func hashNode(n *yaml.Node) string {
 	b, _ := yaml.Marshal(n)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
+}
+
+// explain turns CEL's "undeclared reference to 'proc'" for proc.nam into a
+// message naming the whole dotted name and the fields that do exist.
+func explain(msg, src string, line, col int, env *cel.Env, c *compiler) string {
+	if !strings.HasPrefix(msg, "undeclared reference to ") {
+		return msg
+	}
+	lines := strings.Split(src, "\n")
+	if line < 1 || line > len(lines) || col < 0 || col > len(lines[line-1]) {
+		return msg
+	}
+	rest := lines[line-1][col:]
+	end := 0
+	for end < len(rest) && (isIdentPart(rest[end]) || rest[end] == '.') {
+		end++
+	}
+	name := strings.TrimRight(rest[:end], ".")
+	if name == "" {
+		return msg
+	}
+	root, _, _ := strings.Cut(name, ".")
+	var near []string
+	for _, v := range env.Variables() {
+		n := v.Name()
+		if strings.HasPrefix(n, root+".") && !strings.Contains(strings.TrimPrefix(n, root+"."), ".") == !strings.Contains(strings.TrimPrefix(name, root+"."), ".") {
+			near = append(near, n)
+		}
+	}
+	slices.Sort(near)
+	if len(near) == 0 {
+		if !strings.Contains(name, ".") {
+			return fmt.Sprintf("unknown name %q (not a field, macro or list; fields start with evt., proc., parent., container.)", name)
+		}
+		return fmt.Sprintf("unknown field %q (no fields start with %q here)", name, root+".")
+	}
+	if len(near) > 40 {
+		near = append(near[:40], "...")
+	}
+	return fmt.Sprintf("unknown field %q (known: %s)", name, strings.Join(near, ", "))
 }

@@ -60,7 +60,7 @@ type Engine struct {
 	seqs     map[string]*seqRuntime // by sequence name
 	seqTotal atomic.Int64
 	reorder  reorderBuf
-	lastTime time.Time // newest event time processed by sequences
+	lastTime time.Time                // newest event time processed by sequences
 	bursts   map[string]*burstRuntime // by rule name
 	dedup    map[string]*dedupEntry
 	dedupLen atomic.Int64
