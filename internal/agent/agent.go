@@ -83,9 +83,7 @@ func (a *Agent) Start() error {
 	if err := kernel.CheckPrivileges(); err != nil {
 		return err
 	}
-	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}); err != nil {
-		a.Log.Debug("raising RLIMIT_MEMLOCK failed; fine on kernels with memcg accounting", "err", err)
-	}
+	kernel.RaiseMemlock()
 	if err := kernel.EnsureTracefs(); err != nil {
 		a.Log.Warn("tracefs unavailable: programs on classic tracepoints will fall back or be skipped", "err", err)
 	}
@@ -95,9 +93,6 @@ func (a *Agent) Start() error {
 		} else {
 			a.stats = c
 		}
-	}
-	if err := a.Procs.Scan("/proc"); err != nil {
-		a.Log.Warn("initial /proc scan incomplete", "err", err)
 	}
 	env := &probe.Env{
 		Log:           a.Log,
@@ -124,9 +119,17 @@ func (a *Agent) Start() error {
 			}
 		}
 	}
+	// Scan after attaching, so no process started in between is missed.
+	if err := a.Procs.Scan("/proc"); err != nil {
+		a.Log.Warn("initial /proc scan incomplete", "err", err)
+	}
 	a.started = time.Since(t0)
 	return nil
 }
+
+// rescanEvery refreshes the process cache from /proc, which also retires
+// processes whose exit event was lost.
+const rescanEvery = 5 * time.Minute
 
 // StartupDuration is how long Start took to attach everything.
 func (a *Agent) StartupDuration() time.Duration { return a.started }
@@ -150,6 +153,22 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(rescanEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := a.Procs.Scan("/proc"); err != nil {
+					a.Log.Debug("periodic /proc scan incomplete", "err", err)
+				}
+			}
+		}
+	}()
 	wg.Wait()
 	return errors.Join(errs...)
 }

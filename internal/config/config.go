@@ -108,10 +108,48 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err := cfg.decodeProbes(&defaults); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
+	if errs := cfg.validate(); len(errs) > 0 {
+		var doc yaml.Node
+		_ = yaml.Unmarshal(data, &doc)
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			if line := lineOf(&doc, e.path); line > 0 {
+				out[i] = fmt.Errorf("%s: line %d: %s: %s", source, line, e.path, e.msg)
+			} else {
+				out[i] = fmt.Errorf("%s: %s: %s", source, e.path, e.msg)
+			}
+		}
+		return nil, errors.Join(out...)
 	}
 	return cfg, nil
+}
+
+type fieldError struct{ path, msg string }
+
+// lineOf finds the line of a dotted key path in a YAML document, 0 if the
+// file does not set it (the bad value then came from the defaults).
+func lineOf(doc *yaml.Node, path string) int {
+	if len(doc.Content) == 0 {
+		return 0
+	}
+	n := doc.Content[0]
+	line := 0
+	for _, key := range strings.Split(path, ".") {
+		if n.Kind != yaml.MappingNode {
+			return 0
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line, n, found = n.Content[i].Line, n.Content[i+1], true
+				break
+			}
+		}
+		if !found {
+			return 0
+		}
+	}
+	return line
 }
 
 func decodeStrict(data []byte, v any) error {
@@ -174,30 +212,30 @@ func (c *Config) decodeProbes(defaults *yaml.Node) error {
 	return nil
 }
 
-func (c *Config) validate() error {
-	var errs []error
+func (c *Config) validate() []fieldError {
+	var errs []fieldError
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+		errs = append(errs, fieldError{"log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", c.Log.Level)})
 	}
 	switch c.Log.Format {
 	case "logfmt", "json":
 	default:
-		errs = append(errs, fmt.Errorf("log.format: %q is not one of logfmt, json", c.Log.Format))
+		errs = append(errs, fieldError{"log.format", fmt.Sprintf("%q is not one of logfmt, json", c.Log.Format)})
 	}
 	for _, h := range c.Kernel.DisabledHooks {
 		if !slices.Contains(knownHooks, kernel.HookKind(h)) {
-			errs = append(errs, fmt.Errorf("kernel.disabled_hooks: unknown hook kind %q (known: tp_btf, raw_tp, tracepoint, fentry, kprobe, uprobe, lsm, cgroup_skb)", h))
+			errs = append(errs, fieldError{"kernel.disabled_hooks", fmt.Sprintf("unknown hook kind %q (known: tp_btf, raw_tp, tracepoint, fentry, kprobe, uprobe, lsm, cgroup_skb)", h)})
 		}
 	}
 	if c.Metrics.LabelLimit < 1 {
-		errs = append(errs, fmt.Errorf("metrics.label_limit: %d must be at least 1", c.Metrics.LabelLimit))
+		errs = append(errs, fieldError{"metrics.label_limit", fmt.Sprintf("%d must be at least 1", c.Metrics.LabelLimit)})
 	}
 	if c.ProcessCache.MaxEntries < 128 {
-		errs = append(errs, fmt.Errorf("process_cache.max_entries: %d must be at least 128", c.ProcessCache.MaxEntries))
+		errs = append(errs, fieldError{"process_cache.max_entries", fmt.Sprintf("%d must be at least 128", c.ProcessCache.MaxEntries)})
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 var knownHooks = []kernel.HookKind{kernel.TpBTF, kernel.RawTP, kernel.Tracepoint, kernel.Fentry, kernel.Kprobe, kernel.Uprobe, kernel.LSM, kernel.CgroupSKB}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -66,6 +67,7 @@ func Probe() *Features {
 }
 
 func probeNow() *Features {
+	RaiseMemlock()
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	f := &Features{Kernel: unix.ByteSliceToString(uts.Release[:])}
@@ -73,6 +75,11 @@ func probeNow() *Features {
 		x := Feature{Name: name, OK: err == nil}
 		if err != nil {
 			x.Detail = err.Error()
+			if errors.Is(err, unix.EPERM) {
+				// cilium/ebpf suggests MEMLOCK on any EPERM; the limit is
+				// already lifted, so the kernel itself refuses the type.
+				x.Detail = "refused by the kernel (EPERM): lockdown or a BPF policy forbids this program type"
+			}
 		}
 		f.List = append(f.List, x)
 	}
@@ -86,12 +93,40 @@ func probeNow() *Features {
 	add(string(RawTP), tryRawTP())
 	add(string(Tracepoint), tryTracepoint())
 	add(string(Fentry), tryTracing(ebpf.AttachTraceFEntry, "do_nanosleep"))
-	add(string(Kprobe), tryKprobe())
+	if err := tryKprobe(); errors.Is(err, os.ErrNotExist) {
+		add(string(Kprobe), fmt.Errorf("no kprobe support in this kernel (kprobe PMU and kprobe_events missing): %w", err))
+	} else {
+		add(string(Kprobe), err)
+	}
 	add(string(Uprobe), haveUprobe())
 	add(string(LSM), tryLSM())
 	add(string(CgroupSKB), features.HaveProgramType(ebpf.CGroupSKB))
 	add("bpf_stats", tryStats())
+	if mode := lockdown(); mode != "" {
+		f.List = append(f.List, Feature{Name: "lockdown", OK: mode == "none", Detail: mode})
+	}
 	return f
+}
+
+// lockdown returns the active kernel lockdown mode (none, integrity,
+// confidentiality), which explains EPERM on fentry and LSM programs.
+func lockdown() string {
+	data, err := os.ReadFile("/sys/kernel/security/lockdown")
+	if err != nil {
+		return ""
+	}
+	for _, w := range strings.Fields(string(data)) {
+		if strings.HasPrefix(w, "[") {
+			return strings.Trim(w, "[]")
+		}
+	}
+	return ""
+}
+
+// RaiseMemlock lifts RLIMIT_MEMLOCK for kernels that still charge BPF
+// memory against it (before 5.11); newer kernels use memcg accounting.
+func RaiseMemlock() {
+	_ = unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY})
 }
 
 var trivial = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
