@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -189,12 +188,14 @@ func (d *Dispatcher) Reconcile(source string, current []Alert) {
 }
 
 // Active returns the firing alerts the dispatcher is tracking, sorted by
-// alertname then fingerprint.
-func (d *Dispatcher) Active() []Alert {
+// alertname then fingerprint. With sources given, only alerts from those.
+func (d *Dispatcher) Active(sources ...string) []Alert {
 	d.mu.Lock()
 	out := make([]Alert, 0, len(d.active))
 	for _, t := range d.active {
-		out = append(out, t.alert.clone())
+		if len(sources) == 0 || slices.Contains(sources, t.source) {
+			out = append(out, t.alert.clone())
+		}
 	}
 	d.mu.Unlock()
 	slices.SortFunc(out, func(a, b Alert) int {
@@ -276,7 +277,16 @@ func (d *Dispatcher) withExternalLabels(a Alert) Alert {
 	return a
 }
 
-// ExternalLabels returns a copy of the labels added to every alert.
-func (d *Dispatcher) ExternalLabels() map[string]string {
-	return maps.Clone(d.opts.ExternalLabels)
+// Sources lists the sources of the tracked alerts.
+func (d *Dispatcher) Sources() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, t := range d.active {
+		if !slices.Contains(out, t.source) {
+			out = append(out, t.source)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -138,12 +138,12 @@ func (w *worker) run(ctx context.Context) {
 			if len(batch) == 0 {
 				break
 			}
+			w.m.queueLen.WithLabelValues(name).Set(float64(w.q.len()))
 			sctx, cancel := context.WithTimeout(ctx, w.timeout)
 			err := w.n.Notify(sctx, batch)
 			cancel()
 			if err == nil {
 				w.m.sent.WithLabelValues(name).Add(float64(len(batch)))
-				w.m.queueLen.WithLabelValues(name).Set(float64(w.q.len()))
 				backoff = w.minBackoff
 				continue
 			}

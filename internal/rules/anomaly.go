@@ -14,13 +14,13 @@ import (
 // It replaces `expr:` in an alerting rule and expands to plain PromQL, so the
 // expanded file (`vigil rules check --expand`) loads into any Prometheus.
 //
-//	- alert: ExecRateAnomaly
-//	  anomaly:
-//	    metric: vigil_exec_total      # metric name or selector
-//	    kind: zscore                  # zscore (default) or seasonal
-//	    by: [container]               # optional: sum by these labels
-//	    threshold: 3                  # zscore: standard deviations
-//	  for: 5m
+//   - alert: ExecRateAnomaly
+//     anomaly:
+//     metric: vigil_exec_total      # metric name or selector
+//     kind: zscore                  # zscore (default) or seasonal
+//     by: [container]               # optional: sum by these labels
+//     threshold: 3                  # zscore: standard deviations
+//     for: 5m
 type Anomaly struct {
 	// Metric is a metric name or instant selector, e.g. vigil_exec_total{container!=""}.
 	Metric string `yaml:"metric"`

@@ -1,0 +1,415 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	promrules "github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/strutil"
+
+	"github.com/vigilproject/vigil/internal/alert"
+)
+
+// Source is the dispatcher source name of alerts from metric rules.
+const Source = "metrics"
+
+// internalSource is used for the engine's own alerts (failed reloads).
+const internalSource = "internal"
+
+// Options wire the engine into the agent.
+type Options struct {
+	Config Config
+	// Gatherer is the agent's registry, copied into the local TSDB.
+	Gatherer prometheus.Gatherer
+	// Registerer receives the engine's self-metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	// Dispatcher delivers alerts (nil: alerts are only visible in the API).
+	Dispatcher *alert.Dispatcher
+	// ExternalLabels are visible to templates as $externalLabels.
+	ExternalLabels map[string]string
+	Logger         *slog.Logger
+}
+
+// Engine evaluates Prometheus rule files over the agent's own metrics: a
+// feeder copies the registry into a local TSDB, the Prometheus rule manager
+// evaluates the rules with the PromQL engine and hands alerts to the
+// dispatcher.
+type Engine struct {
+	cfg  Config
+	opts Options
+	log  *slog.Logger
+	db   *tsdb.DB
+	qe   *promql.Engine
+	mgr  *promrules.Manager
+	feed *feeder
+	m    *engineMetrics
+
+	reloadMu  sync.Mutex
+	lastSnap  string // content hash of the rule files at the last load attempt
+	reloadErr error  // non-nil while the last reload failed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the TSDB in cfg.DataDir and loads the rule files. Any rule file
+// error is returned (with file:line) and nothing is started.
+func New(opts Options) (*Engine, error) {
+	cfg := opts.Config
+	cfg.applyDefaults()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("rules: data dir: %w", err)
+	}
+	db, err := tsdb.Open(cfg.DataDir, log.With("component", "tsdb"), nil, tsdbOptions(cfg), nil)
+	if err != nil {
+		return nil, fmt.Errorf("rules: opening TSDB in %s: %w", cfg.DataDir, err)
+	}
+	e := &Engine{cfg: cfg, opts: opts, log: log, db: db, m: newEngineMetrics()}
+	e.qe = promql.NewEngine(promql.EngineOpts{
+		Logger:               log.With("component", "promql"),
+		MaxSamples:           cfg.MaxSamples,
+		Timeout:              time.Duration(cfg.QueryTimeout),
+		LookbackDelta:        5 * time.Minute,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+	})
+	e.mgr = promrules.NewManager(&promrules.ManagerOptions{
+		ExternalURL:     nil,
+		QueryFunc:       promrules.EngineQueryFunc(e.qe, db),
+		NotifyFunc:      e.notify,
+		Context:         context.Background(),
+		Appendable:      db,
+		Queryable:       db,
+		Logger:          log.With("component", "rules"),
+		Registerer:      nil, // Prometheus' own rule metrics stay private; vigil_* below
+		OutageTolerance: time.Duration(cfg.OutageTolerance),
+		ForGracePeriod:  time.Duration(cfg.ForGracePeriod),
+		ResendDelay:     time.Duration(cfg.ResendDelay),
+		GroupLoader:     loader{},
+	})
+	e.feed = newFeeder(opts.Gatherer, db, e.m)
+	e.m.collectorsDone = []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_tsdb_storage_bytes",
+			Help: "Bytes used by the local TSDB on disk (blocks, WAL, head chunks).",
+		}, func() float64 { return float64(dirSize(cfg.DataDir)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_tsdb_head_series",
+			Help: "Series in the in-memory head of the local TSDB.",
+		}, func() float64 { return float64(db.Head().NumSeries()) }),
+	}
+	if opts.Registerer != nil {
+		for _, c := range e.m.collectors() {
+			if err := opts.Registerer.Register(c); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("rules: registering metrics: %w", err)
+			}
+		}
+	}
+	if err := e.Reload(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func tsdbOptions(cfg Config) *tsdb.Options {
+	o := tsdb.DefaultOptions()
+	o.RetentionDuration = int64(time.Duration(cfg.Retention) / time.Millisecond)
+	o.MaxBytes = int64(cfg.RetentionSize)
+	// Compact blocks up to a tenth of the retention, as Prometheus does.
+	o.MaxBlockDuration = max(o.MinBlockDuration, o.RetentionDuration/10)
+	// The agent holds thousands of series, not millions: a smaller stripe
+	// table saves memory at no cost.
+	o.StripeSize = 1024
+	o.WALCompression = "snappy"
+	return o
+}
+
+// Run feeds the TSDB, evaluates rules, watches the rule files and reconciles
+// alerts after a restart until ctx ends. It then stops the rule manager and
+// closes the TSDB.
+func (e *Engine) Run(ctx context.Context) error {
+	start := time.Now()
+	if err := e.feed.feed(ctx, start); err != nil {
+		e.log.Warn("feeding local TSDB", "err", err)
+	}
+	var wg sync.WaitGroup
+	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	run(func() { e.feed.run(ctx, time.Duration(e.cfg.FeedInterval)) })
+	run(e.mgr.Run)
+	run(func() { e.watch(ctx) })
+	run(func() { e.reconcileAfterStart(ctx, start) })
+	<-ctx.Done()
+	e.mgr.Stop()
+	wg.Wait()
+	if err := e.feed.markAllStale(context.Background(), time.Now()); err != nil {
+		e.log.Warn("writing staleness markers", "err", err)
+	}
+	return e.Close()
+}
+
+// Close releases the TSDB. Run calls it; call it yourself only if Run was
+// never started.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.closeErr = errors.Join(e.qe.Close(), e.db.Close())
+	})
+	return e.closeErr
+}
+
+// DB exposes the local TSDB (for tests, backfill and the HTTP API).
+func (e *Engine) DB() *tsdb.DB { return e.db }
+
+// Manager exposes the Prometheus rule manager (read-only use).
+func (e *Engine) Manager() *promrules.Manager { return e.mgr }
+
+// Reload re-reads the rule files. The new set is compiled aside and swapped
+// in only when every file is valid; otherwise the running rules stay, the
+// error (with file:line) is returned and logged,
+// vigil_rules_last_reload_successful goes to 0 and an internal
+// VigilRuleReloadFailed alert fires until a reload succeeds.
+func (e *Engine) Reload() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	files, snap, err := resolveFiles(e.cfg.Files)
+	e.lastSnap = snap
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range files {
+		if _, fe := LoadFile(f); fe != nil {
+			errs = append(errs, fe...)
+		}
+	}
+	if len(errs) == 0 {
+		err := e.mgr.Update(time.Duration(e.cfg.EvaluationInterval), files,
+			labels.FromMap(e.opts.ExternalLabels), e.cfg.ExternalURL, e.evalIteration)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	now := time.Now()
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		e.m.reloads.WithLabelValues("failure").Inc()
+		e.m.reloadOK.Set(0)
+		for _, fe := range errs {
+			e.log.Error("rule reload failed, keeping the previous rules", "err", fe)
+		}
+		e.reloadErr = err
+		e.sendInternal(alert.Alert{
+			Labels: map[string]string{"alertname": "VigilRuleReloadFailed", "severity": "warning"},
+			Annotations: map[string]string{
+				"summary":     "vigil could not reload its rule files; the previous rules are still evaluated.",
+				"description": err.Error(),
+			},
+			StartsAt: now,
+		})
+		return err
+	}
+	e.m.reloads.WithLabelValues("success").Inc()
+	e.m.reloadOK.Set(1)
+	e.m.reloadOKTime.Set(float64(now.Unix()))
+	n := 0
+	for _, g := range e.mgr.RuleGroups() {
+		n += len(g.Rules())
+	}
+	e.m.rulesLoaded.Set(float64(n))
+	if e.reloadErr != nil {
+		e.reloadErr = nil
+		e.sendInternal(alert.Alert{
+			Labels:   map[string]string{"alertname": "VigilRuleReloadFailed", "severity": "warning"},
+			StartsAt: now, EndsAt: now,
+		})
+	}
+	e.log.Info("rules loaded", "files", len(files), "rules", n)
+	return nil
+}
+
+// LastReloadError returns the error of the last reload, nil if it succeeded.
+func (e *Engine) LastReloadError() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	return e.reloadErr
+}
+
+func (e *Engine) sendInternal(a alert.Alert) {
+	if e.opts.Dispatcher != nil {
+		e.opts.Dispatcher.Send(internalSource, []alert.Alert{a})
+	}
+}
+
+// watch reloads when the set or content of the rule files changes. Polling
+// content hashes (rather than inotify) also catches Kubernetes ConfigMap
+// symlink swaps and editors that replace files.
+func (e *Engine) watch(ctx context.Context) {
+	t := time.NewTicker(time.Duration(e.cfg.WatchInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, snap, _ := resolveFiles(e.cfg.Files)
+		e.reloadMu.Lock()
+		changed := snap != e.lastSnap
+		e.reloadMu.Unlock()
+		if changed {
+			e.log.Info("rule files changed, reloading")
+			e.Reload() //nolint:errcheck // logged and exported by Reload
+		}
+	}
+}
+
+// resolveFiles expands the globs and hashes names and contents.
+func resolveFiles(patterns []string) (files []string, snapshot string, err error) {
+	h := sha256.New()
+	seen := map[string]bool{}
+	var errs []error
+	for _, p := range patterns {
+		matches, gerr := filepath.Glob(p)
+		if gerr != nil {
+			errs = append(errs, fmt.Errorf("rule file pattern %q: %w", p, gerr))
+			continue
+		}
+		for _, m := range matches {
+			if !seen[m] {
+				seen[m] = true
+				files = append(files, m)
+			}
+		}
+	}
+	slices.Sort(files)
+	for _, f := range files {
+		b, rerr := os.ReadFile(f)
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
+		if rerr != nil {
+			errs = append(errs, rerr)
+		}
+	}
+	return files, fmt.Sprintf("%x", h.Sum(nil)), errors.Join(errs...)
+}
+
+// evalIteration wraps Prometheus' default group iteration to record vigil's
+// evaluation metrics.
+func (e *Engine) evalIteration(ctx context.Context, g *promrules.Group, ts time.Time) {
+	promrules.DefaultEvalIterationFunc(ctx, g, ts)
+	key := g.File() + ";" + g.Name()
+	e.m.evalDuration.WithLabelValues(key).Observe(g.GetEvaluationTime().Seconds())
+	failed := 0
+	for _, r := range g.Rules() {
+		if r.Health() == promrules.HealthBad {
+			failed++
+		}
+	}
+	if failed > 0 {
+		e.m.evalFailures.WithLabelValues(key).Add(float64(failed))
+	}
+}
+
+// notify is the rule manager's NotifyFunc.
+func (e *Engine) notify(_ context.Context, expr string, alerts ...*promrules.Alert) {
+	if e.opts.Dispatcher == nil || len(alerts) == 0 {
+		return
+	}
+	out := make([]alert.Alert, 0, len(alerts))
+	for _, a := range alerts {
+		out = append(out, e.toAlert(expr, a))
+	}
+	e.opts.Dispatcher.Send(Source, out)
+}
+
+// toAlert converts like Prometheus' rules.SendAlerts, and adds a default
+// severity so every alert can be routed on it.
+func (e *Engine) toAlert(expr string, a *promrules.Alert) alert.Alert {
+	out := alert.Alert{
+		Labels:       a.Labels.Map(),
+		Annotations:  a.Annotations.Map(),
+		StartsAt:     a.FiredAt,
+		EndsAt:       a.ValidUntil,
+		GeneratorURL: e.cfg.ExternalURL + strutil.TableLinkForExpression(expr),
+	}
+	if !a.ResolvedAt.IsZero() {
+		out.EndsAt = a.ResolvedAt
+	}
+	if out.Labels["severity"] == "" {
+		out.Labels["severity"] = "warning"
+	}
+	return out
+}
+
+// reconcileAfterStart waits until every group has been evaluated once, then
+// tells the dispatcher which metric alerts are still active, so alerts that
+// were firing before a restart and no longer hold get a resolved notice.
+func (e *Engine) reconcileAfterStart(ctx context.Context, start time.Time) {
+	if e.opts.Dispatcher == nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		done := true
+		for _, g := range e.mgr.RuleGroups() {
+			if g.GetLastEvaluation().Before(start) {
+				done = false
+			}
+		}
+		if !done {
+			continue
+		}
+		var current []alert.Alert
+		for _, r := range e.mgr.AlertingRules() {
+			for _, a := range r.ActiveAlerts() {
+				current = append(current, e.toAlert(r.Query().String(), a))
+			}
+		}
+		e.opts.Dispatcher.Reconcile(Source, current)
+		return
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error { //nolint:errcheck
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// formatDuration renders durations the Prometheus way (1m, 1h30m).
+func formatDuration(d time.Duration) string { return model.Duration(d).String() }
+
+var _ = strings.TrimSpace
