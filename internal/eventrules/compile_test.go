@@ -118,3 +118,43 @@ func TestDefaultPackCompiles(t *testing.T) {
 		t.Fatalf("default pack has %d rules and %d sequences", len(rs.Rules), len(rs.Sequences))
 	}
 }
+
+func TestPushdown(t *testing.T) {
+	rs, ds := LoadFiles(defaultPack(t), DefaultOptions())
+	if rs == nil {
+		t.Fatal(ds)
+	}
+	pd := rs.Pushdown()
+	got := pd["open"].PathPrefixes
+	want := []string{"/etc/gshadow", "/etc/master.passwd", "/etc/shadow", "/etc/ssh/ssh_host_", "/etc/sudoers", "/home/", "/root/.ssh/id_"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("open path prefixes\n got %v\nwant %v", got, want)
+	}
+	if _, ok := pd["exec"]; ok {
+		t.Fatalf("exec rules do not all restrict a field, yet pushdown = %+v", pd["exec"])
+	}
+
+	src := `
+- rule: A
+  event: open
+  condition: proc.pid == 42 && evt.path.startsWith("/srv/")
+- rule: B
+  event: open
+  condition: (proc.pid == 7 || proc.pid == 8) && evt.path == "/etc/x"
+- rule: C
+  event: exec
+  condition: proc.cgroup_id == 99 || proc.comm == "x"
+`
+	rs, ds = Compile("p.yaml", []byte(src), DefaultOptions())
+	if rs == nil {
+		t.Fatal(ds)
+	}
+	pd = rs.Pushdown()
+	f := pd["open"]
+	if strings.Join(f.PathPrefixes, ",") != "/etc/x,/srv/" || len(f.PIDs) != 3 || f.PIDs[0] != 7 || f.PIDs[2] != 42 {
+		t.Fatalf("open filter = %+v", f)
+	}
+	if _, ok := pd["exec"]; ok {
+		t.Fatalf("an || with an unrestricted side must not push down: %+v", pd["exec"])
+	}
+}
