@@ -29,6 +29,8 @@ into Prometheus metrics and live event streams, and keeps its own cost visible.
 
 	registerRun(app)
 	registerTrace(app)
+	registerTraceAlerts(app)
+	registerRules(app)
 	registerTop(app)
 	registerFeatures(app)
 	registerConfig(app)

@@ -22,6 +22,7 @@ func registerRun(app *kingpin.Application) {
 	webConfig := cmd.Flag("web.config.file", "Prometheus exporter-toolkit web config for TLS and basic auth (overrides web.config_file).").String()
 	logLevel := cmd.Flag("log.level", "Log level: debug, info, warn, error (overrides log.level).").Enum("debug", "info", "warn", "error")
 	logFormat := cmd.Flag("log.format", "Log format: logfmt or json (overrides log.format).").Enum("logfmt", "json")
+	evFlags := registerEventRuleFlags(cmd)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		cfg, err := loadConfig(*configFile)
 		if err != nil {
@@ -39,14 +40,22 @@ func registerRun(app *kingpin.Application) {
 		if *logFormat != "" {
 			cfg.Log.Format = *logFormat
 		}
-		return runAgent(cfg)
+		evFlags.apply(cfg)
+		return runAgent(cfg, evFlags.alertmanagers)
 	})
 }
 
-func runAgent(cfg *config.Config) error {
+func runAgent(cfg *config.Config, alertmanagers []string) error {
 	log := newLogger(cfg.Log)
-	a, err := agent.New(cfg, log, nil)
+	er, err := setupEventRules(cfg, log)
 	if err != nil {
+		return err
+	}
+	a, err := agent.New(cfg, log, er.probes(cfg))
+	if err != nil {
+		return err
+	}
+	if err := er.attach(a, alertmanagers); err != nil {
 		return err
 	}
 	// Bind before attaching, so a taken port fails fast with nothing attached.
@@ -66,6 +75,7 @@ func runAgent(cfg *config.Config) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve() }()
 	go func() { errc <- a.Run(ctx) }()
+	go er.run(ctx)
 
 	var runErr error
 	select {
@@ -77,6 +87,7 @@ func runAgent(cfg *config.Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
+	er.wait()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilproject/vigil/internal/eventrules"
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
 )
@@ -37,6 +38,8 @@ type Config struct {
 	Metrics      Metrics      `yaml:"metrics"`
 	ProcessCache ProcessCache `yaml:"process_cache"`
 	Probes       yaml.Node    `yaml:"probes"`
+	// EventRules configures CEL event and sequence rules on the event stream.
+	EventRules eventrules.Config `yaml:"event_rules"`
 
 	// ProbeConfigs holds each registered probe's decoded section.
 	ProbeConfigs map[string]probe.Config `yaml:"-"`
@@ -234,6 +237,9 @@ func (c *Config) validate() []fieldError {
 	}
 	if c.ProcessCache.MaxEntries < 128 {
 		errs = append(errs, fieldError{"process_cache.max_entries", fmt.Sprintf("%d must be at least 128", c.ProcessCache.MaxEntries)})
+	}
+	if err := c.EventRules.Validate(); err != nil {
+		errs = append(errs, fieldError{"event_rules", err.Error()})
 	}
 	return errs
 }

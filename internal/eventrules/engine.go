@@ -462,3 +462,17 @@ func (e *Engine) Run(ctx context.Context, events <-chan event.Event) error {
 }
 
 const tickEvery = 20 * time.Millisecond
+
+// SetProcs sets the process cache used for proc.*, parent.* and ancestry.
+func (e *Engine) SetProcs(p Procs) {
+	e.mu.Lock()
+	e.procs = p
+	e.mu.Unlock()
+}
+
+// SetSink sets where alerts go.
+func (e *Engine) SetSink(s Sink) {
+	e.mu.Lock()
+	e.sink = s
+	e.mu.Unlock()
+}
