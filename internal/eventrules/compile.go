@@ -32,6 +32,8 @@ type Options struct {
 	ResolveAfter time.Duration
 	// Host is the host label of alerts.
 	Host string
+	// NoSuppression sends an alert for every match (tests and replays).
+	NoSuppression bool
 }
 
 // DefaultOptions are the built-in bounds.

@@ -272,7 +272,7 @@ func (e *Engine) fire(f firing) {
 		labels["group"] = hex.EncodeToString(sum[:6])
 	}
 	key := f.name + "\x00" + labels["container"] + "\x00" + labels["workload"] + "\x00" + strings.Join(groupVals, "\x00")
-	if d := e.dedup[key]; d != nil {
+	if d := e.dedup[key]; d != nil && !e.rs.Opts.NoSuppression {
 		if now.Before(d.windowEnd) {
 			d.repeats++
 			d.lastSeen = evTime
@@ -314,7 +314,7 @@ func (e *Engine) fire(f firing) {
 		ann["event"] = eventsJSON(f.events[:1])
 	}
 	a := alert.Alert{Labels: labels, Annotations: ann, StartsAt: evTime, EndsAt: now.Add(e.rs.Opts.ResolveAfter)}
-	if f.suppress > 0 {
+	if f.suppress > 0 && !e.rs.Opts.NoSuppression {
 		if len(e.dedup) >= maxDedupEntries {
 			e.evictDedup(now)
 		}
