@@ -19,10 +19,15 @@ type testOpen struct {
 	Ret  int32  `json:"ret"`
 }
 
-type testConnect struct {
-	event.Header
+type testConn struct {
 	Daddr string `json:"daddr"`
 	Dport uint16 `json:"dport"`
+}
+
+// testConnect embeds the endpoints as the TCP probe's event does.
+type testConnect struct {
+	event.Header
+	testConn
 	Error string `json:"error"`
 }
 
@@ -73,7 +78,7 @@ func openEv(pid uint32, at time.Duration, path string) *testOpen {
 }
 
 func connectEv(pid uint32, at time.Duration, daddr string, failed bool) *testConnect {
-	c := &testConnect{Header: hdr(event.KindConnect, pid, at), Daddr: daddr, Dport: 443}
+	c := &testConnect{Header: hdr(event.KindConnect, pid, at), testConn: testConn{Daddr: daddr, Dport: 443}}
 	if failed {
 		c.Error = "ECONNREFUSED"
 	}

@@ -69,7 +69,7 @@ var provisionalKinds = map[event.Kind][]provisionalField{
 	},
 	event.KindConnect: {
 		{"family", cel.StringType}, {"saddr", cel.StringType}, {"sport", cel.IntType},
-		{"daddr", cel.StringType}, {"dport", cel.IntType}, {"error", cel.StringType}, {"latency_seconds", cel.DoubleType},
+		{"daddr", cel.StringType}, {"dport", cel.IntType}, {"error", cel.StringType}, {"latency_ms", cel.DoubleType},
 	},
 	event.KindAccept: {
 		{"family", cel.StringType}, {"saddr", cel.StringType}, {"sport", cel.IntType},
@@ -156,27 +156,44 @@ var (
 )
 
 // structFields builds evt.<json name> fields for the event struct t.
+// Embedded structs without a JSON name (other than Header) are flattened,
+// as encoding/json does.
 func structFields(t reflect.Type) []*field {
+	return structFieldsAt(t, nil)
+}
+
+func structFieldsAt(t reflect.Type, index []int) []*field {
 	var out []*field
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
-		if !sf.IsExported() || (sf.Anonymous && sf.Type == headerType) {
+		if sf.Anonymous && sf.Type == headerType {
 			continue
 		}
 		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
-		if name == "-" {
+		idx := append(slices.Clone(index), i)
+		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+			out = append(out, structFieldsAt(sf.Type, idx)...)
+			continue
+		}
+		if !sf.IsExported() || name == "-" {
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(sf.Name)
 		}
-		idx := i
 		typ, conv := celConv(sf.Type)
 		if typ == nil {
 			continue
 		}
+		if len(idx) == 1 {
+			n := idx[0]
+			out = append(out, &field{name: "evt." + name, typ: typ, get: func(c *evalCtx) ref.Val {
+				return conv(c.rv.Field(n))
+			}})
+			continue
+		}
 		out = append(out, &field{name: "evt." + name, typ: typ, get: func(c *evalCtx) ref.Val {
-			return conv(c.rv.Field(idx))
+			return conv(c.rv.FieldByIndex(idx))
 		}})
 	}
 	return out
