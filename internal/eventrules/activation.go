@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
 
 	"github.com/vigilproject/vigil/internal/event"
@@ -27,9 +28,16 @@ type evalCtx struct {
 	procs Procs
 	depth int
 
-	selfDone, ancDone bool
-	selfP             proc.Process
-	anc               []proc.Process
+	selfDone, ancDone, parentDone bool
+	selfP                         proc.Process
+	parentP                       proc.Process
+	anc                           []proc.Process
+
+	// Field values are computed once per event: many rules read the same
+	// fields. valGen[i] == gen marks vals[i] as current.
+	vals   []ref.Val
+	valGen []uint32
+	gen    uint32
 
 	// steps holds the events of earlier sequence steps by step name; names
 	// "<step>.<field>" resolve against them.
@@ -38,14 +46,28 @@ type evalCtx struct {
 
 var _ interpreter.Activation = (*evalCtx)(nil)
 
+// newCtx is a one-off context (no value cache).
 func newCtx(ev event.Event, procs Procs, depth int) *evalCtx {
 	c := &evalCtx{}
 	c.reset(ev, procs, depth)
 	return c
 }
 
+// enableCache makes a reused context cache field values per event.
+func (c *evalCtx) enableCache() {
+	if c.sch != nil && len(c.vals) < len(c.sch.fields) {
+		c.vals, c.valGen = make([]ref.Val, len(c.sch.fields)+8), make([]uint32, len(c.sch.fields)+8)
+	}
+}
+
 func (c *evalCtx) reset(ev event.Event, procs Procs, depth int) {
+	vals, valGen, gen := c.vals, c.valGen, c.gen+1
 	*c = evalCtx{ev: ev, h: ev.EventHeader(), procs: procs, depth: depth, sch: schemaFor(ev.EventKind())}
+	if gen == 0 { // wrapped: forget every cached value
+		clear(valGen)
+		gen = 1
+	}
+	c.vals, c.valGen, c.gen = vals, valGen, gen
 	rv := reflect.ValueOf(ev)
 	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
 		rv = rv.Elem()
@@ -57,7 +79,7 @@ func (c *evalCtx) reset(ev event.Event, procs Procs, depth int) {
 func (c *evalCtx) ResolveName(name string) (any, bool) {
 	if c.sch != nil {
 		if f := c.sch.byName[name]; f != nil {
-			return f.get(c), true
+			return c.value(f), true
 		}
 	}
 	if c.steps != nil {
@@ -111,13 +133,23 @@ func (c *evalCtx) ancestors() []proc.Process {
 }
 
 func (c *evalCtx) parent() proc.Process {
-	if a := c.ancestors(); len(a) > 0 {
-		return a[0]
+	if c.parentDone {
+		return c.parentP
 	}
-	if c.procs != nil && c.h.PPID != 0 {
+	c.parentDone = true
+	c.parentP = proc.Process{PID: c.h.PPID}
+	var a []proc.Process
+	if c.ancDone {
+		a = c.anc
+	} else if c.procs != nil && c.depth > 0 {
+		a = c.procs.Ancestors(c.h.PID, 1)
+	}
+	if len(a) > 0 {
+		c.parentP = a[0]
+	} else if c.procs != nil && c.h.PPID != 0 {
 		if p, ok := c.procs.Get(c.h.PPID); ok {
-			return p
+			c.parentP = p
 		}
 	}
-	return proc.Process{PID: c.h.PPID}
+	return c.parentP
 }

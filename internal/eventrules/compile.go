@@ -62,6 +62,7 @@ type Rule struct {
 	suppress   time.Duration
 	hash       string
 	threshold  *threshold
+	guards     []*guard
 }
 
 // threshold makes a rule fire on the count-th match of one key within
@@ -86,6 +87,7 @@ type Step struct {
 	cond    cel.Program // nil: every event of Kind matches
 	condSrc string
 	by      []cel.Program
+	guards  []*guard
 }
 
 // Sequence is a compiled sequence rule.
@@ -627,6 +629,7 @@ func (c *compiler) compileRule(it item) *Rule {
 		return nil
 	}
 	r.hash = hashNode(it.node)
+	r.guards = guardsFor(r.condSrc, sch)
 	return r
 }
 
@@ -731,6 +734,7 @@ func (c *compiler) compileSequence(it item) *Sequence {
 			if st.cond, st.condSrc, good = c.compileExpr(it, valueNode(n, "condition"), what+" condition", sd.Condition, env, cel.BoolType); !good {
 				return nil
 			}
+			st.guards = guardsFor(st.condSrc, sch)
 		}
 		by := sd.By
 		byNode := valueNode(n, "by")

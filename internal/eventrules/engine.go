@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,7 @@ type Engine struct {
 	counters map[string]*ruleCounters
 	kindCnt  map[event.Kind]prometheus.Counter
 	ctx      evalCtx
+	seqCtx   evalCtx
 	seqs     map[string]*seqRuntime // by sequence name
 	seqTotal atomic.Int64
 	reorder  reorderBuf
@@ -166,12 +168,13 @@ func (e *Engine) Handle(ev event.Event) {
 	if rules := rs.byKind[k]; len(rules) > 0 {
 		c := &e.ctx
 		c.reset(ev, e.procs, rs.Opts.AncestryDepth)
+		c.enableCache()
 		for _, r := range rules {
-			if e.evalBool(r.cond, c, r.Name) {
+			if passGuards(r.guards, c) && e.evalBool(r.cond, c, r.Name) {
 				e.matchRule(r, c)
 			}
 		}
-		e.ctx = evalCtx{}
+		c.ev, c.h, c.rv, c.anc, c.steps = nil, nil, reflect.Value{}, nil, nil
 	}
 	if rs.seqKinds[k] {
 		if e.reorder.window <= 0 {
@@ -475,4 +478,13 @@ func (e *Engine) SetSink(s Sink) {
 	e.mu.Lock()
 	e.sink = s
 	e.mu.Unlock()
+}
+
+func passGuards(gs []*guard, c *evalCtx) bool {
+	for _, g := range gs {
+		if !g.pass(c) {
+			return false
+		}
+	}
+	return true
 }

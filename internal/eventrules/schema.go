@@ -21,6 +21,7 @@ import (
 // field is one name visible to rules, with its CEL type and how to read it
 // from an event context.
 type field struct {
+	idx  int // position in the schema, for the per-event value cache
 	name string
 	typ  *cel.Type
 	get  func(c *evalCtx) ref.Val
@@ -124,6 +125,7 @@ func schemaFor(k event.Kind) *schema {
 		if _, dup := s.byName[f.name]; dup {
 			return
 		}
+		f.idx = len(s.fields)
 		s.fields = append(s.fields, f)
 		s.byName[f.name] = f
 	}

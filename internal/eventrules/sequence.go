@@ -3,6 +3,7 @@ package eventrules
 import (
 	"container/heap"
 	"container/list"
+	"reflect"
 	"strings"
 	"time"
 
@@ -43,11 +44,17 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 	}
 	k := ev.EventKind()
 	opts := e.rs.Opts
-	cur := newCtx(ev, e.procs, opts.AncestryDepth)
+	cur := &e.seqCtx
+	cur.reset(ev, e.procs, opts.AncestryDepth)
+	cur.enableCache()
+	defer func() { cur.ev, cur.h, cur.rv, cur.anc, cur.steps = nil, nil, reflect.Value{}, nil, nil }()
 	for _, s := range e.rs.Sequences {
 		rt := e.seqs[s.Name]
 		e.expire(rt, t)
-		if s.Until != nil && s.Until.Kind == k {
+		if len(rt.states) == 0 && s.Steps[0].Kind != k {
+			continue // nothing to advance, cancel or end; not a first step
+		}
+		if s.Until != nil && s.Until.Kind == k && len(rt.states) > 0 && passGuards(s.Until.guards, cur) {
 			if key, ok := e.key(s.Until.by, cur, s.Name); ok {
 				if st := rt.states[key]; st != nil && e.evalBool(s.Until.cond, e.withSteps(cur, s, st), s.Name) {
 					e.remove(rt, st, "until")
@@ -55,9 +62,9 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 			}
 		}
 		advanced := ""
-		for i := len(s.Steps) - 1; i >= 1; i-- {
+		for i := len(s.Steps) - 1; i >= 1 && len(rt.states) > 0; i-- {
 			step := s.Steps[i]
-			if step.Kind != k {
+			if step.Kind != k || !passGuards(step.guards, cur) {
 				continue
 			}
 			key, ok := e.key(step.by, cur, s.Name)
@@ -82,7 +89,7 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 				e.complete(rt, st, cur)
 			}
 		}
-		if first := s.Steps[0]; first.Kind == k && e.evalBool(first.cond, cur, s.Name) {
+		if first := s.Steps[0]; first.Kind == k && passGuards(first.guards, cur) && e.evalBool(first.cond, cur, s.Name) {
 			if key, ok := e.key(first.by, cur, s.Name); ok && key != advanced {
 				if st := rt.states[key]; st != nil {
 					if st.next == 1 {
@@ -95,7 +102,7 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 				}
 			}
 		}
-		if k == event.KindExit && s.exitBy != nil {
+		if k == event.KindExit && s.exitBy != nil && len(rt.states) > 0 {
 			if key, ok := e.key(s.exitBy, cur, s.Name); ok {
 				if st := rt.states[key]; st != nil {
 					e.remove(rt, st, "exit")
