@@ -187,7 +187,7 @@ type macroDef struct {
 	expanding bool
 	expanded  string
 	done      bool
-	bad       bool
+	bad       error
 }
 
 type compiler struct {
@@ -408,7 +408,16 @@ func (c *compiler) addMacro(it item) {
 func (c *compiler) expand(src string) (string, error) {
 	refs := identifiers(src)
 	var err error
+	fail := func(e error) (string, bool) {
+		if err == nil {
+			err = e
+		}
+		return "", false
+	}
 	out := replaceIdents(src, refs, func(name string) (string, bool) {
+		if err != nil {
+			return "", false
+		}
 		if l := c.lists[name]; l != nil {
 			l.used = true
 			return l.literal, true
@@ -418,30 +427,36 @@ func (c *compiler) expand(src string) (string, error) {
 			return "", false
 		}
 		m.used = true
-		if m.bad {
-			err = fmt.Errorf("macro %q is invalid", name)
-			return "", false
+		if m.bad != nil {
+			return fail(m.bad)
 		}
 		if !m.done {
 			if m.expanding {
-				err = fmt.Errorf("macro %q refers to itself", name)
-				m.bad = true
-				return "", false
+				m.bad = fmt.Errorf("macro %q refers to itself", name)
+				return fail(m.bad)
 			}
 			m.expanding = true
 			e, xerr := c.expand(m.it.mac.Condition)
 			m.expanding = false
+			if xerr == nil && len(e) > maxExpanded {
+				xerr = fmt.Errorf("macro %q expands to more than %d bytes", name, maxExpanded)
+			}
 			if xerr != nil {
-				err = xerr
-				m.bad = true
-				return "", false
+				m.bad = xerr
+				return fail(xerr)
 			}
 			m.expanded, m.done = e, true
 		}
 		return "(" + m.expanded + ")", true
 	})
+	if err == nil && len(out) > maxExpanded {
+		err = fmt.Errorf("expression expands to more than %d bytes (macros nest too deep)", maxExpanded)
+	}
 	return out, err
 }
+
+// maxExpanded bounds an expression after macro expansion.
+const maxExpanded = 64 << 10
 
 // compileExpr compiles a CEL expression from the YAML node n of item it.
 // Errors are reported at their position in the file: the user's text is

@@ -1,8 +1,10 @@
 package eventrules
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func compileErr(t *testing.T, src string) Diags {
@@ -156,5 +158,22 @@ func TestPushdown(t *testing.T) {
 	}
 	if _, ok := pd["exec"]; ok {
 		t.Fatalf("an || with an unrestricted side must not push down: %+v", pd["exec"])
+	}
+}
+
+func TestMacroExpansionIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("- macro: m0\n  condition: proc.pid == 1\n")
+	for i := 1; i <= 30; i++ {
+		fmt.Fprintf(&b, "- macro: m%d\n  condition: m%d && m%d\n", i, i-1, i-1)
+	}
+	b.WriteString("- rule: A\n  event: exec\n  condition: m30\n")
+	start := time.Now()
+	ds := compileErr(t, b.String())
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("took %v", time.Since(start))
+	}
+	if !strings.Contains(ds.Err().Error(), "expands to more than") {
+		t.Fatalf("got %v", ds)
 	}
 }
