@@ -14,6 +14,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/vigilproject/vigil/internal/agent"
+	"github.com/vigilproject/vigil/internal/config"
 	"github.com/vigilproject/vigil/internal/event"
 )
 
@@ -28,6 +29,9 @@ type tracer struct {
 	// flags adds kind-specific filters; the returned func reports whether
 	// an event passes them.
 	flags func(cmd *kingpin.CmdClause) func(e event.Event) bool
+	// configure, when set, adjusts the probe's config from the parsed
+	// flags before it loads, so filters can run in the kernel.
+	configure func(cfg *config.Config, o *traceOpts) error
 }
 
 // tracers lists the trace subcommands; a probe with events appends its own
@@ -88,6 +92,11 @@ func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
 		return err
 	}
 	cfg.Log.Level = "warn"
+	if t.configure != nil {
+		if err := t.configure(cfg, o); err != nil {
+			return err
+		}
+	}
 	a, err := agent.New(cfg, newLogger(cfg.Log), []string{t.probe})
 	if err != nil {
 		return err

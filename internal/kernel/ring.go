@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -24,14 +23,17 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 	}
 	o.ring.Store(rd)
 	defer o.ring.Store(nil)
-	stop := context.AfterFunc(ctx, func() { rd.SetDeadline(time.Now()) })
+	// Close, not SetDeadline: ReadInto holds the reader's lock while it
+	// waits, so SetDeadline would block until the next record arrives.
+	// Close interrupts the wait.
+	stop := context.AfterFunc(ctx, func() { _ = rd.Close() })
 	defer stop()
 	defer rd.Close()
 
 	var rec ringbuf.Record
 	for {
 		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrClosed) {
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				if ctx.Err() != nil {
 					return nil
 				}

@@ -2,5 +2,7 @@
 package all
 
 import (
-	_ "github.com/vigilproject/vigil/internal/probe/process" // process lifecycle
+	_ "github.com/vigilproject/vigil/internal/probe/open"     // file opens
+	_ "github.com/vigilproject/vigil/internal/probe/process"  // process lifecycle
+	_ "github.com/vigilproject/vigil/internal/probe/syscalls" // syscall statistics
 )

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/probe/syscalls"
+	"github.com/vigilproject/vigil/internal/proc"
+	names "github.com/vigilproject/vigil/internal/syscalls"
+)
+
+func init() {
+	toppers = append(toppers, topper{
+		name: "syscalls",
+		help: "Top system calls by count or total time, per syscall, process (thread comm) or container, like syscount; counted in the kernel.",
+		setup: func(cmd *kingpin.CmdClause) func() error {
+			o := &topSyscallsOpts{}
+			cmd.Flag("config", "Config file for probe settings (defaults when omitted).").Short('c').StringVar(&o.config)
+			cmd.Flag("by", "Rows per syscall, process (thread comm) or container.").Default("syscall").EnumVar(&o.by, "syscall", "process", "container")
+			cmd.Flag("sort", "Sort by count or total time.").Default("count").EnumVar(&o.sort, "count", "time")
+			cmd.Flag("interval", "Refresh interval; each view shows the calls made during the last interval.").Default("1s").DurationVar(&o.interval)
+			cmd.Flag("top", "Rows shown.").Default("20").IntVar(&o.top)
+			cmd.Flag("once", "Print one interval and exit.").BoolVar(&o.once)
+			cmd.Flag("output", "Output format: table or json.").Short('o').Default("table").EnumVar(&o.output, "table", "json")
+			cmd.Flag("pid", "Only this process (repeatable); filtered in the kernel.").Short('p').Uint32ListVar(&o.pids)
+			return func() error { return runTopSyscalls(o) }
+		},
+	})
+}
+
+type topSyscallsOpts struct {
+	config   string
+	by, sort string
+	interval time.Duration
+	top      int
+	once     bool
+	output   string
+	pids     []uint32
+}
+
+// topRow is one line of the view: calls during the interval.
+type topRow struct {
+	Name         string  `json:"name"`
+	Count        uint64  `json:"count"`
+	Errors       uint64  `json:"errors"`
+	TotalSeconds float64 `json:"total_seconds"`
+	AvgSeconds   float64 `json:"avg_seconds"`
+	TopSyscall   string  `json:"top_syscall,omitempty"` // by process or container: the group's most frequent syscall
+}
+
+type topView struct {
+	Time            time.Time `json:"time"`
+	IntervalSeconds float64   `json:"interval_seconds"`
+	By              string    `json:"by"`
+	Sort            string    `json:"sort"`
+	Rows            []topRow  `json:"rows"`
+}
+
+type statID struct {
+	nr       int
+	comm     string
+	cgroup   uint64
+	overflow bool
+}
+
+type statVal struct{ count, errors, totalNS uint64 }
+
+func runTopSyscalls(o *topSyscallsOpts) error {
+	if o.interval < 100*time.Millisecond {
+		return fmt.Errorf("--interval %s: must be at least 100ms", o.interval)
+	}
+	if o.top < 1 {
+		return fmt.Errorf("--top %d: must be at least 1", o.top)
+	}
+	cfg, err := loadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	pc, ok := cfg.ProbeConfigs[syscalls.Name].(*syscalls.Config)
+	if !ok {
+		return fmt.Errorf("no configuration for probe %s", syscalls.Name)
+	}
+	pc.Enabled = true
+	if len(o.pids) > 0 {
+		pc.PIDs = o.pids
+	}
+	if err := pc.Validate(); err != nil {
+		return fmt.Errorf("top syscalls: %w", err)
+	}
+	if err := kernel.CheckPrivileges(); err != nil {
+		return err
+	}
+	_ = unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY})
+	_ = kernel.EnsureTracefs()
+	cgroups := proc.NewCgroups(pc.CgroupRoot, 4096)
+	p := syscalls.New(pc)
+	env := &probe.Env{
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Procs:         proc.NewCache(cfg.ProcessCache.MaxEntries, cgroups),
+		DisabledHooks: cfg.DisabledHooks(),
+		LabelLimit:    cfg.Metrics.LabelLimit,
+	}
+	if err := p.Start(env); err != nil {
+		return err
+	}
+	defer p.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	prev := map[statID]statVal{}
+	if stats, _, err := p.Snapshot(); err == nil {
+		prev = statMap(stats)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	t := time.NewTicker(o.interval)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			stats, _, err := p.Snapshot()
+			if err != nil {
+				return err
+			}
+			cur := statMap(stats)
+			view := topView{Time: now, IntervalSeconds: now.Sub(last).Seconds(), By: o.by, Sort: o.sort,
+				Rows: topRows(cur, prev, o.by, o.sort, o.top, cgroups)}
+			prev, last = cur, now
+			if o.output == "json" {
+				if err := json.NewEncoder(out).Encode(view); err != nil {
+					return err
+				}
+			} else {
+				if !o.once {
+					out.WriteString("\033[H\033[2J") // home, clear screen
+				}
+				printTopTable(out, view)
+			}
+			out.Flush()
+			if o.once {
+				return nil
+			}
+		}
+	}
+}
+
+func statMap(stats []syscalls.Stat) map[statID]statVal {
+	m := make(map[statID]statVal, len(stats))
+	for _, s := range stats {
+		id := statID{s.Nr, s.Comm, s.CgroupID, s.Overflow}
+		v := m[id]
+		v.count += s.Count
+		v.errors += s.Errors
+		v.totalNS += s.TotalNS
+		m[id] = v
+	}
+	return m
+}
+
+// topRows groups the interval's deltas and keeps the top n.
+func topRows(cur, prev map[statID]statVal, by, sortBy string, n int, cg *proc.Cgroups) []topRow {
+	type group struct {
+		statVal
+		perNr map[int]uint64
+	}
+	groups := map[string]*group{}
+	for id, v := range cur {
+		p := prev[id]
+		d := statVal{v.count - p.count, v.errors - p.errors, v.totalNS - p.totalNS}
+		if d.count == 0 {
+			continue
+		}
+		var key string
+		switch by {
+		case "syscall":
+			key = names.Name(id.nr)
+		case "process":
+			key = id.comm
+			if id.overflow {
+				key = "other"
+			}
+		case "container":
+			key = cg.Container(id.cgroup).Short()
+			if id.overflow {
+				key = "other"
+			} else if key == "" {
+				key = "host"
+			}
+		}
+		g := groups[key]
+		if g == nil {
+			g = &group{perNr: map[int]uint64{}}
+			groups[key] = g
+		}
+		g.count += d.count
+		g.errors += d.errors
+		g.totalNS += d.totalNS
+		g.perNr[id.nr] += d.count
+	}
+	rows := make([]topRow, 0, len(groups))
+	for name, g := range groups {
+		r := topRow{Name: name, Count: g.count, Errors: g.errors, TotalSeconds: float64(g.totalNS) / 1e9,
+			AvgSeconds: float64(g.totalNS) / 1e9 / float64(g.count)}
+		if by != "syscall" {
+			best, bestN := -1, uint64(0)
+			for nr, c := range g.perNr {
+				if c > bestN || (c == bestN && nr < best) {
+					best, bestN = nr, c
+				}
+			}
+			r.TopSyscall = names.Name(best)
+		}
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b topRow) int {
+		ka, kb := float64(a.Count), float64(b.Count)
+		if sortBy == "time" {
+			ka, kb = a.TotalSeconds, b.TotalSeconds
+		}
+		switch {
+		case ka > kb:
+			return -1
+		case ka < kb:
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	if len(rows) > n {
+		rows = rows[:n]
+	}
+	return rows
+}
+
+func printTopTable(w io.Writer, v topView) {
+	fmt.Fprintf(w, "%s  calls during the last %.1fs, by %s, sorted by %s\n\n", v.Time.Format("15:04:05"), v.IntervalSeconds, v.By, v.Sort)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+	first := strings.ToUpper(v.By)
+	if v.By == "syscall" {
+		fmt.Fprintf(tw, "%s\tCOUNT\tERRORS\tTOTAL_MS\tAVG_US\t\n", first)
+	} else {
+		fmt.Fprintf(tw, "%s\tCOUNT\tERRORS\tTOTAL_MS\tAVG_US\tTOP_SYSCALL\t\n", first)
+	}
+	for _, r := range v.Rows {
+		line := []string{r.Name, strconv.FormatUint(r.Count, 10), strconv.FormatUint(r.Errors, 10),
+			strconv.FormatFloat(r.TotalSeconds*1e3, 'f', 3, 64), strconv.FormatFloat(r.AvgSeconds*1e6, 'f', 3, 64)}
+		if v.By != "syscall" {
+			line = append(line, r.TopSyscall)
+		}
+		fmt.Fprintln(tw, strings.Join(line, "\t")+"\t")
+	}
+	tw.Flush()
+}
