@@ -5,4 +5,5 @@ import (
 	_ "github.com/vigilproject/vigil/internal/probe/open"     // file opens
 	_ "github.com/vigilproject/vigil/internal/probe/process"  // process lifecycle
 	_ "github.com/vigilproject/vigil/internal/probe/syscalls" // syscall statistics
+	_ "github.com/vigilproject/vigil/internal/probe/tcp"      // TCP lifecycle, RTT, retransmits, traffic
 )

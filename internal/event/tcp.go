@@ -1,0 +1,58 @@
+package event
+
+// TCPConn names a TCP connection's endpoints, from this host's side: saddr
+// and sport are local, daddr and dport remote.
+type TCPConn struct {
+	Family    string `json:"family"` // "ipv4" or "ipv6"
+	SAddr     string `json:"saddr"`
+	SPort     uint16 `json:"sport"`
+	DAddr     string `json:"daddr"`
+	DPort     uint16 `json:"dport"`
+	Direction string `json:"direction"` // "outbound" (connect) or "inbound" (accept)
+	NetNS     uint32 `json:"netns"`     // network namespace inode number
+}
+
+// TCPConnect is an outbound connection that was established or that
+// failed. A failed connect has Error set: the errno name the kernel stored
+// on the socket (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ...), or "closed"
+// when the application closed the socket before the handshake finished.
+type TCPConnect struct {
+	Header
+	TCPConn
+	LatencyMS float64 `json:"latency_ms"` // connect() start to ESTABLISHED, or to the failure
+	Error     string  `json:"error,omitempty"`
+	Errno     int     `json:"errno,omitempty"`
+}
+
+// TCPAccept is an inbound connection returned by accept(); the process is
+// the accepting task.
+type TCPAccept struct {
+	Header
+	TCPConn
+	// QueuedMS is the time between the end of the handshake and accept().
+	QueuedMS float64 `json:"queued_ms"`
+}
+
+// TCPClose is the end of an established connection, with the socket's own
+// counters read at close.
+type TCPClose struct {
+	Header
+	TCPConn
+	// BytesSent counts payload bytes the peer acknowledged (tcp_sock.bytes_acked
+	// without the SYN and FIN sequence numbers).
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
+	// BytesRetrans counts payload bytes sent again (kernels 5.5+; 0 before).
+	BytesRetrans uint64  `json:"bytes_retrans"`
+	SegsIn       uint32  `json:"segs_in"`
+	SegsOut      uint32  `json:"segs_out"`
+	Retransmits  uint32  `json:"retransmits"`
+	SRTTUS       uint32  `json:"srtt_us"`   // smoothed RTT at close
+	RTTVarUS     uint32  `json:"rttvar_us"` // RTT mean deviation at close
+	DurationMS   float64 `json:"duration_ms"`
+	// State is the TCP state the socket left for CLOSE (e.g. FIN_WAIT2).
+	State string `json:"state"`
+	// Owner says where the process fields come from: "connect", "accept",
+	// or "listener" for a connection closed before any accept().
+	Owner string `json:"owner"`
+}

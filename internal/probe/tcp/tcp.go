@@ -1,0 +1,432 @@
+// Package tcp is the TCP and network probe: connection lifecycle (connect,
+// failed connect, accept, close with the socket's counters), RTT,
+// retransmits and resets, and traffic per interface and per cgroup, all from
+// tracepoints (sock:inet_sock_set_state, tcp:tcp_probe,
+// tcp:tcp_retransmit_skb, tcp:tcp_send_reset, tcp:tcp_receive_reset,
+// net:net_dev_xmit, net:netif_receive_skb) plus cgroup_skb.
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/metrics"
+	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/proc"
+)
+
+// Name is the probe's name in config, metrics and `vigil features`.
+const Name = "tcp"
+
+// Config tunes the probe (probes.tcp in the config file).
+type Config struct {
+	Enabled     bool   `yaml:"enabled"`
+	RingbufSize uint32 `yaml:"ringbuf_size"` // bytes: a power of two, at least 4096
+	// MaxSockets bounds the socket table (LRU): connections being opened
+	// or open, with their owner. Evictions are counted.
+	MaxSockets uint32 `yaml:"max_sockets"`
+	// MaxListeners bounds the table of listening sockets' owners (LRU).
+	MaxListeners uint32 `yaml:"max_listeners"`
+	// MaxAggregates bounds the (owner, remote address) keys of the
+	// in-kernel RTT, retransmit and reset aggregates (LRU).
+	MaxAggregates uint32 `yaml:"max_aggregates"`
+	// RTTSampleEvery records one tcp_probe hit in N per CPU into the RTT
+	// histograms and live per-socket counters; 0 does not attach tcp_probe.
+	RTTSampleEvery uint32 `yaml:"rtt_sample_every"`
+	// InterfaceTraffic counts bytes and packets per network interface
+	// (net:net_dev_xmit, net:netif_receive_skb).
+	InterfaceTraffic bool `yaml:"interface_traffic"`
+	// CgroupTraffic counts IP bytes and packets per cgroup (container,
+	// systemd unit) with cgroup_skb programs on the cgroup v2 root.
+	CgroupTraffic bool `yaml:"cgroup_traffic"`
+	// CgroupRoot is the cgroup v2 mount the cgroup_skb programs attach to;
+	// empty finds it (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid
+	// hierarchies).
+	CgroupRoot string `yaml:"cgroup_root"`
+}
+
+// DefaultConfig is the embedded default.
+func DefaultConfig() *Config {
+	return &Config{
+		Enabled: true, RingbufSize: 1 << 20, MaxSockets: 65536, MaxListeners: 4096, MaxAggregates: 4096,
+		RTTSampleEvery: 1, InterfaceTraffic: true, CgroupTraffic: true,
+	}
+}
+
+// IsEnabled implements probe.Config.
+func (c *Config) IsEnabled() bool { return c.Enabled }
+
+// Validate implements probe.Config.
+func (c *Config) Validate() error {
+	if c.RingbufSize < 4096 || c.RingbufSize&(c.RingbufSize-1) != 0 {
+		return fmt.Errorf("ringbuf_size: %d is not a power of two of at least 4096", c.RingbufSize)
+	}
+	for _, b := range []struct {
+		name string
+		v    uint32
+	}{{"max_sockets", c.MaxSockets}, {"max_listeners", c.MaxListeners}, {"max_aggregates", c.MaxAggregates}} {
+		if b.v < 16 || b.v > 1<<22 {
+			return fmt.Errorf("%s: %d must be between 16 and 4194304", b.name, b.v)
+		}
+	}
+	if c.RTTSampleEvery > 1<<20 {
+		return fmt.Errorf("rtt_sample_every: %d is more than 1048576", c.RTTSampleEvery)
+	}
+	return nil
+}
+
+func init() {
+	probe.Register(probe.Spec{
+		Name:           Name,
+		Help:           "TCP lifecycle (connect latency, failures with errno, accept, close with bytes/RTT/retransmits), RTT histograms, retransmits, resets, traffic per interface and cgroup",
+		DefaultEnabled: true,
+		Events:         []event.Kind{event.KindConnect, event.KindAccept, event.KindClose},
+		NewConfig:      func() probe.Config { return DefaultConfig() },
+		New:            func(c probe.Config) (probe.Probe, error) { return New(c.(*Config)), nil },
+	})
+}
+
+// tp builds a logical program over a tracepoint with its tp_btf, raw_tp
+// and (when classic is set) classic-tracepoint variants.
+func tp(name, group, short string, required, classic bool) kernel.ProgramDef {
+	d := kernel.ProgramDef{Name: name, Required: required, Hooks: []kernel.Hook{
+		{Kind: kernel.TpBTF, Program: "tp_btf_" + short, Target: name},
+		{Kind: kernel.RawTP, Program: "raw_tp_" + short, Target: name},
+	}}
+	if classic {
+		d.Hooks = append(d.Hooks, kernel.Hook{Kind: kernel.Tracepoint, Program: "tp_" + short, Target: group + "/" + name})
+	}
+	return d
+}
+
+// Programs lists the logical programs with their hook candidates.
+func Programs(cfg *Config) []kernel.ProgramDef {
+	defs := []kernel.ProgramDef{
+		tp("inet_sock_set_state", "sock", "set_state", true, true),
+		tp("inet_sk_error_report", "sock", "error_report", false, false),
+		{Name: "sys_enter_connect", Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_enter_connect", Target: "syscalls/sys_enter_connect"}}},
+		{Name: "sys_exit_connect", Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_exit_connect", Target: "syscalls/sys_exit_connect"}}},
+		{Name: "sys_enter_getsockopt", Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_enter_getsockopt", Target: "syscalls/sys_enter_getsockopt"}}},
+		{Name: "sys_exit_getsockopt", Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_exit_getsockopt", Target: "syscalls/sys_exit_getsockopt"}}},
+		{Name: "sys_exit_accept4", Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_exit_accept4", Target: "syscalls/sys_exit_accept4"}}},
+		{Name: "sys_exit_accept", Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_exit_accept", Target: "syscalls/sys_exit_accept"}}},
+		retransmitDef(),
+		tp("tcp_send_reset", "tcp", "send_reset", false, true),
+		tp("tcp_receive_reset", "tcp", "receive_reset", false, true),
+	}
+	if cfg.RTTSampleEvery > 0 {
+		// The classic tcp_probe record moved its fields across kernels
+		// (family, sock_cookie, skaddr were added later): no classic variant.
+		defs = append(defs, tp("tcp_probe", "tcp", "probe", false, false))
+	}
+	if cfg.InterfaceTraffic {
+		defs = append(defs, tp("net_dev_xmit", "net", "xmit", false, false), tp("netif_receive_skb", "net", "receive", false, false))
+	}
+	return defs
+}
+
+// Probe is the running TCP probe.
+type Probe struct {
+	cfg     *Config
+	env     *probe.Env
+	obj     *kernel.Object
+	clock   *kernel.Clock
+	cgroups *proc.Cgroups
+	cgLinks []link.Link
+
+	opened      *prometheus.CounterVec
+	failed      *prometheus.CounterVec
+	closed      *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	connLatency *prometheus.HistogramVec
+	duration    *prometheus.HistogramVec
+	decodeErr   prometheus.Counter
+	ctrCap      *metrics.LabelCap
+	commCap     *metrics.LabelCap
+	agg         *aggCollector
+}
+
+// New returns an unstarted probe.
+func New(cfg *Config) *Probe { return &Probe{cfg: cfg} }
+
+// Object implements probe.Probe.
+func (p *Probe) Object() *kernel.Object { return p.obj }
+
+// Config returns the probe's configuration.
+func (p *Probe) Config() *Config { return p.cfg }
+
+// Start implements probe.Probe.
+func (p *Probe) Start(env *probe.Env) error {
+	spec, err := loadTcp()
+	if err != nil {
+		return fmt.Errorf("%s: reading embedded BPF object: %w", Name, err)
+	}
+	every := p.cfg.RTTSampleEvery
+	if every == 0 {
+		every = 1
+	}
+	obj, err := kernel.Load(spec, kernel.LoadOptions{
+		Probe:     Name,
+		Programs:  Programs(p.cfg),
+		Constants: map[string]any{"rtt_sample_every": every},
+		MapSizes: map[string]uint32{
+			"events": p.cfg.RingbufSize, "socks": p.cfg.MaxSockets,
+			"listeners": p.cfg.MaxListeners, "agg": p.cfg.MaxAggregates,
+		},
+		Disabled: env.DisabledHooks,
+	})
+	if err != nil {
+		return err
+	}
+	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
+	p.cgroups = proc.NewCgroups("/sys/fs/cgroup", 4096)
+	if p.cfg.CgroupTraffic {
+		if err := p.attachCgroup(spec, env); err != nil {
+			env.Log.Warn("per-cgroup traffic unavailable", "err", err)
+		}
+	}
+	p.registerMetrics(env)
+	return nil
+}
+
+// attachCgroup loads the cgroup_skb programs against the object's maps and
+// attaches them to the cgroup v2 root, which covers every cgroup below it.
+func (p *Probe) attachCgroup(spec *ebpf.CollectionSpec, env *probe.Env) error {
+	root, err := cgroup2Root(p.cfg.CgroupRoot)
+	if err != nil {
+		return err
+	}
+	for _, h := range []struct {
+		prog   string
+		attach ebpf.AttachType
+	}{{"cgroup_ingress", ebpf.AttachCGroupInetIngress}, {"cgroup_egress", ebpf.AttachCGroupInetEgress}} {
+		st := kernel.ProgramStatus{Probe: Name, Name: h.prog, Hook: kernel.CgroupSKB, Target: root}
+		one := spec.Copy()
+		one.Programs = map[string]*ebpf.ProgramSpec{h.prog: spec.Programs[h.prog]}
+		coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: p.obj.Maps})
+		if err != nil {
+			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
+			p.obj.Skipped = append(p.obj.Skipped, st)
+			return err
+		}
+		prog := coll.DetachProgram(h.prog)
+		coll.Close()
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: h.attach, Program: prog})
+		if err != nil {
+			prog.Close()
+			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
+			p.obj.Skipped = append(p.obj.Skipped, st)
+			return err
+		}
+		st.Attached = true
+		p.cgLinks = append(p.cgLinks, l)
+		p.obj.Programs = append(p.obj.Programs, &kernel.Program{ProgramStatus: st, Prog: prog})
+	}
+	return nil
+}
+
+func (p *Probe) registerMetrics(env *probe.Env) {
+	limit := env.LabelLimit
+	p.ctrCap = metrics.NewLabelCap("vigil_tcp_connections", "container", limit)
+	p.commCap = metrics.NewLabelCap("vigil_tcp_connections", "comm", limit)
+	p.opened = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_tcp_connections_opened_total",
+		Help: "TCP connections established: outbound (connect) and inbound (accept), by process name and container (capped).",
+	}, []string{"direction", "comm", "container"})
+	p.failed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_tcp_connect_failures_total",
+		Help: "Outbound TCP connects that never became established, by errno name (\"closed\": the application gave up first).",
+	}, []string{"errno", "comm", "container"})
+	p.closed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_tcp_connections_closed_total",
+		Help: "Established TCP connections that closed.",
+	}, []string{"direction", "comm", "container"})
+	p.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_tcp_connection_bytes_total",
+		Help: "Payload bytes of closed TCP connections (sent = acknowledged by the peer), counted at close.",
+	}, []string{"direction", "comm", "container"})
+	p.connLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "vigil_tcp_connect_duration_seconds",
+		Help:    "Time from connect() to ESTABLISHED for outbound TCP connections.",
+		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 18), // 25µs .. ~3.3s
+	}, []string{"container"})
+	p.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "vigil_tcp_connection_lifetime_seconds",
+		Help:    "Lifetime of TCP connections from establishment to close.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms .. ~70 min
+	}, []string{"direction"})
+	p.decodeErr = prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "vigil_probe_decode_errors_total",
+		Help:        "Ring buffer records that could not be decoded.",
+		ConstLabels: prometheus.Labels{"probe": Name},
+	})
+	p.agg = newAggCollector(p, limit)
+	if env.Registerer != nil {
+		for _, c := range []prometheus.Collector{p.opened, p.failed, p.closed, p.bytes, p.connLatency, p.duration, p.decodeErr, p.agg} {
+			env.Registerer.MustRegister(c)
+		}
+	}
+}
+
+// Run implements probe.Probe.
+func (p *Probe) Run(ctx context.Context) error {
+	return p.obj.ReadRing(ctx, p.handle)
+}
+
+// Close implements probe.Probe.
+func (p *Probe) Close() error {
+	var errs []error
+	for _, l := range p.cgLinks {
+		errs = append(errs, l.Close())
+	}
+	p.cgLinks = nil
+	if p.obj != nil {
+		errs = append(errs, p.obj.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Probe) handle(b []byte) {
+	r, err := decodeEvent(b)
+	if err != nil {
+		p.decodeErr.Inc()
+		return
+	}
+	comm := cString(r.Comm[:])
+	pr := p.process(&r, comm)
+	ctr := p.ctrCap.Value(pr.Container.Short())
+	commL := p.commCap.Value(comm)
+	conn := event.TCPConn{
+		Family: familyName(uint16(r.Family)),
+		SAddr:  addr(uint16(r.Family), r.Saddr).String(), SPort: r.Sport,
+		DAddr: addr(uint16(r.Family), r.Daddr).String(), DPort: r.Dport,
+		Direction: "outbound", NetNS: r.Netns,
+	}
+	if r.Flags&flagPassive != 0 {
+		conn.Direction = "inbound"
+	}
+	switch r.Kind {
+	case kindConnect:
+		lat := since(r.EstNs, r.StartNs)
+		p.opened.WithLabelValues("outbound", commL, ctr).Inc()
+		p.connLatency.WithLabelValues(ctr).Observe(float64(lat) / 1e9)
+		if p.env.Bus.Wants(event.KindConnect) {
+			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: conn, LatencyMS: nsToMS(lat)}
+			p.env.Bus.Publish(e)
+		}
+	case kindConnectFailed:
+		name := errnoName(r.Err)
+		p.failed.WithLabelValues(name, commL, ctr).Inc()
+		if p.env.Bus.Wants(event.KindConnect) {
+			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: conn,
+				LatencyMS: nsToMS(since(r.TsNs, r.StartNs)), Error: name, Errno: int(r.Err)}
+			p.env.Bus.Publish(e)
+		}
+	case kindAccept:
+		p.opened.WithLabelValues("inbound", commL, ctr).Inc()
+		if p.env.Bus.Wants(event.KindAccept) {
+			e := &event.TCPAccept{Header: p.header(event.KindAccept, &r, pr, comm), TCPConn: conn, QueuedMS: nsToMS(since(r.TsNs, r.EstNs))}
+			p.env.Bus.Publish(e)
+		}
+	case kindClose:
+		dur := since(r.TsNs, r.EstNs)
+		sent, received := payload(&r)
+		p.closed.WithLabelValues(conn.Direction, commL, ctr).Inc()
+		p.bytes.WithLabelValues("sent", commL, ctr).Add(float64(sent))
+		p.bytes.WithLabelValues("received", commL, ctr).Add(float64(received))
+		p.duration.WithLabelValues(conn.Direction).Observe(float64(dur) / 1e9)
+		if p.env.Bus.Wants(event.KindClose) {
+			e := &event.TCPClose{Header: p.header(event.KindClose, &r, pr, comm), TCPConn: conn,
+				BytesSent: sent, BytesReceived: received, BytesRetrans: r.BytesRetrans,
+				SegsIn: r.SegsIn, SegsOut: r.SegsOut, Retransmits: r.TotalRetrans,
+				SRTTUS: r.SrttUs, RTTVarUS: r.MdevUs, DurationMS: nsToMS(dur),
+				State: stateName(r.State), Owner: owner(r.Flags)}
+			p.env.Bus.Publish(e)
+		}
+	}
+}
+
+func owner(flags uint32) string {
+	switch {
+	case flags&flagAccepted != 0:
+		return "accept"
+	case flags&flagFromListener != 0:
+		return "listener"
+	case flags&flagActive != 0:
+		return "connect"
+	}
+	return "unknown"
+}
+
+// process resolves the record's owner through the process cache; the pid is
+// trusted only if the cached process has the same start time.
+func (p *Probe) process(r *tcpTcpEvent, comm string) proc.Process {
+	if r.Pid == 0 {
+		return proc.Process{CgroupID: r.CgroupId, Container: p.cgroups.Container(r.CgroupId)}
+	}
+	pr := p.env.Procs.Lookup(r.Pid, r.CgroupId)
+	if pr.StartNS != 0 && r.TaskStartNs != 0 && pr.StartNS != r.TaskStartNs {
+		pr = proc.Process{PID: r.Pid, StartNS: r.TaskStartNs, CgroupID: r.CgroupId, Container: p.cgroups.Container(r.CgroupId)}
+	}
+	if pr.Comm == "" {
+		pr.Comm = comm
+	}
+	return pr
+}
+
+func (p *Probe) header(k event.Kind, r *tcpTcpEvent, pr proc.Process, comm string) event.Header {
+	return event.Header{Kind: k, Time: p.clock.Wall(r.TsNs), Process: event.Process{
+		PID: r.Pid, TID: r.Tid, PPID: pr.PPID, UID: r.Uid, GID: pr.GID, Comm: comm, Exe: pr.Exe,
+		StartNS: r.TaskStartNs, CgroupID: r.CgroupId,
+		Container: pr.Container.ID, Runtime: pr.Container.Runtime, PodUID: pr.Container.PodUID, Unit: pr.Container.Unit,
+	}}
+}
+
+// cgroupLabel names a cgroup for the traffic metric: the short container
+// id, else the cgroup path (systemd unit or slice).
+func (p *Probe) cgroupLabel(id uint64) string {
+	if c := p.cgroups.Container(id); c.ID != "" {
+		return c.Short()
+	}
+	if path, ok := p.cgroups.Path(id); ok && path != "" {
+		return path
+	}
+	return "unknown"
+}
+
+// cgroup2Root returns the configured cgroup v2 mount, or finds one.
+func cgroup2Root(configured string) (string, error) {
+	candidates := []string{configured}
+	if configured == "" {
+		candidates = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+	}
+	for _, c := range candidates {
+		var st unix.Statfs_t
+		if err := unix.Statfs(c, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			return c, nil
+		}
+	}
+	if configured != "" {
+		return "", fmt.Errorf("cgroup_root %s is not a cgroup v2 mount", configured)
+	}
+	return "", errors.New("no cgroup v2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+}
+
+// retransmitDef prefers the variants that read the err argument added in
+// Linux 6.12 (they fail to load where the tracepoint has two arguments).
+func retransmitDef() kernel.ProgramDef {
+	d := tp("tcp_retransmit_skb", "tcp", "retransmit", false, true)
+	d.Hooks = append([]kernel.Hook{
+		{Kind: kernel.TpBTF, Program: "tp_btf_retransmit_err", Target: "tcp_retransmit_skb"},
+		{Kind: kernel.RawTP, Program: "raw_tp_retransmit_err", Target: "tcp_retransmit_skb"},
+	}, d.Hooks...)
+	return d
+}
