@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/eventrules"
 	"github.com/vigilproject/vigil/internal/probe"
+	openprobe "github.com/vigilproject/vigil/internal/probe/open"
 )
 
 // eventRuleFlags are the `vigil run` flags for event rules and their
@@ -49,6 +51,18 @@ type eventRules struct {
 	disp   *alert.Dispatcher
 	sub    *event.Subscription
 	done   chan struct{}
+	// openFilter is the path-prefix filter pushed into the open probe.
+	openFilter []string
+}
+
+// coveredBy reports whether every prefix in p starts with one in by.
+func coveredBy(p, by []string) bool {
+	for _, x := range p {
+		if !slices.ContainsFunc(by, func(b string) bool { return strings.HasPrefix(x, b) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // setupEventRules loads the configured rule files (a bad file is fatal at
@@ -65,7 +79,25 @@ func setupEventRules(cfg *config.Config, log *slog.Logger) (*eventRules, error) 
 		return nil, fmt.Errorf("event rules:\n%w", err)
 	}
 	er.kinds = eventKinds(er.engine.Ruleset())
+	er.pushdown(cfg)
 	return er, nil
+}
+
+// pushdown narrows the open probe's in-kernel filter to what the rules can
+// match, when the config sets no open filter of its own (then the rules are
+// the only consumer of open events that the filter shapes).
+func (er *eventRules) pushdown(cfg *config.Config) {
+	oc, ok := cfg.ProbeConfigs["open"].(*openprobe.Config)
+	if !ok || len(oc.PathPrefixes) > 0 || len(oc.PIDs) > 0 || oc.Comm != "" || len(oc.Cgroups) > 0 || len(oc.Containers) > 0 {
+		return
+	}
+	prefixes, pids, ok := er.engine.Ruleset().KernelFilter(event.KindOpen)
+	if !ok {
+		return
+	}
+	oc.PathPrefixes, oc.PIDs = prefixes, pids
+	er.openFilter = prefixes
+	er.log.Info("open events filtered in the kernel to what the event rules need", "path_prefixes", prefixes, "pids", pids)
 }
 
 // eventKinds is what the ruleset needs from the bus: its kinds, plus exit
@@ -154,6 +186,11 @@ func (er *eventRules) run(ctx context.Context) {
 	go func() { _ = er.disp.Run(dctx); close(ddone) }()
 	defer func() { cancel(); <-ddone }()
 	er.loader.OnLoad = func(rs *eventrules.Ruleset) {
+		if er.openFilter != nil {
+			if p, _, ok := rs.KernelFilter(event.KindOpen); !ok || !coveredBy(p, er.openFilter) {
+				er.log.Warn("reloaded event rules match open events outside the kernel filter set at start-up; restart to widen it", "filter", er.openFilter)
+			}
+		}
 		for _, k := range eventKinds(rs) {
 			if !slices.Contains(er.kinds, k) {
 				er.log.Warn("reloaded event rules need an event kind the agent was not started with; restart to enable it", "kind", k)

@@ -136,7 +136,7 @@ func BenchmarkSequenceState100k(b *testing.B) {
 		}
 		e := NewEngine(nil, &nopSink{})
 		e.Install(rs)
-		evs := make([]*testOpen, keys)
+		evs := make([]*event.Open, keys)
 		now := time.Now()
 		for i := range evs {
 			evs[i] = openEv(uint32(10000+i), 0, "/etc/shadow")

@@ -12,34 +12,6 @@ import (
 	"github.com/vigilproject/vigil/internal/event"
 )
 
-// Test stand-ins for the open and connect events of the file and TCP probes.
-type testOpen struct {
-	event.Header
-	Path string `json:"path"`
-	Ret  int32  `json:"ret"`
-}
-
-type testConn struct {
-	Daddr string `json:"daddr"`
-	Dport uint16 `json:"dport"`
-}
-
-// testConnect embeds the endpoints as the TCP probe's event does.
-type testConnect struct {
-	event.Header
-	testConn
-	Error string `json:"error"`
-}
-
-func init() {
-	if schemaFor(event.KindOpen).provisional {
-		RegisterKind(event.KindOpen, testOpen{})
-	}
-	if schemaFor(event.KindConnect).provisional {
-		RegisterKind(event.KindConnect, testConnect{})
-	}
-}
-
 type recorder struct {
 	mu     sync.Mutex
 	alerts []alert.Alert
@@ -73,14 +45,14 @@ func execEv(pid uint32, at time.Duration, file string) *event.Exec {
 	return &event.Exec{Header: hdr(event.KindExec, pid, at), Filename: file, Args: []string{file}}
 }
 
-func openEv(pid uint32, at time.Duration, path string) *testOpen {
-	return &testOpen{Header: hdr(event.KindOpen, pid, at), Path: path}
+func openEv(pid uint32, at time.Duration, path string) *event.Open {
+	return &event.Open{Header: hdr(event.KindOpen, pid, at), Path: path, Syscall: "openat", FD: 3, Ret: 3}
 }
 
-func connectEv(pid uint32, at time.Duration, daddr string, failed bool) *testConnect {
-	c := &testConnect{Header: hdr(event.KindConnect, pid, at), testConn: testConn{Daddr: daddr, Dport: 443}}
+func connectEv(pid uint32, at time.Duration, daddr string, failed bool) *event.TCPConnect {
+	c := &event.TCPConnect{Header: hdr(event.KindConnect, pid, at), TCPConn: event.TCPConn{Family: "ipv4", DAddr: daddr, DPort: 443}}
 	if failed {
-		c.Error = "ECONNREFUSED"
+		c.Error, c.Errno = "ECONNREFUSED", 111
 	}
 	return c
 }

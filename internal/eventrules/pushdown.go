@@ -246,3 +246,30 @@ func intLit(e ast.Expr) (int64, bool) {
 	}
 	return 0, false
 }
+
+// Kernel filter limits of the open probe (probes.open.path_prefixes).
+const (
+	maxKernelPrefixes   = 8
+	maxKernelPrefixSize = 128
+)
+
+// KernelFilter returns the pushdown for kind k in the shape probes accept:
+// path prefixes only when there are at most 8 of at most 128 bytes, and pids.
+// ok is false when nothing can be pushed down.
+func (rs *Ruleset) KernelFilter(k event.Kind) (prefixes []string, pids []uint32, ok bool) {
+	f, found := rs.Pushdown()[k]
+	if !found {
+		return nil, nil, false
+	}
+	if len(f.PathPrefixes) > 0 && len(f.PathPrefixes) <= maxKernelPrefixes {
+		prefixes = f.PathPrefixes
+		for _, p := range prefixes {
+			if len(p) > maxKernelPrefixSize || p == "" {
+				prefixes = nil
+				break
+			}
+		}
+	}
+	pids = f.PIDs
+	return prefixes, pids, prefixes != nil || pids != nil
+}

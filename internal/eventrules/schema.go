@@ -41,9 +41,13 @@ type schema struct {
 var (
 	schemaMu  sync.RWMutex
 	kindTypes = map[event.Kind]reflect.Type{
-		event.KindExec: reflect.TypeOf(event.Exec{}),
-		event.KindExit: reflect.TypeOf(event.Exit{}),
-		event.KindFork: reflect.TypeOf(event.Fork{}),
+		event.KindExec:    reflect.TypeOf(event.Exec{}),
+		event.KindExit:    reflect.TypeOf(event.Exit{}),
+		event.KindFork:    reflect.TypeOf(event.Fork{}),
+		event.KindOpen:    reflect.TypeOf(event.Open{}),
+		event.KindConnect: reflect.TypeOf(event.TCPConnect{}),
+		event.KindAccept:  reflect.TypeOf(event.TCPAccept{}),
+		event.KindClose:   reflect.TypeOf(event.TCPClose{}),
 	}
 	schemas = map[event.Kind]*schema{}
 )

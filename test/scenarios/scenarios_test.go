@@ -20,6 +20,7 @@ import (
 	"github.com/vigilproject/vigil/internal/eventrules"
 	"github.com/vigilproject/vigil/internal/probe"
 	_ "github.com/vigilproject/vigil/internal/probe/all"
+	openprobe "github.com/vigilproject/vigil/internal/probe/open"
 )
 
 func repoRoot() string {
@@ -110,6 +111,15 @@ func TestScenarios(t *testing.T) {
 	cfg, err := config.Default()
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Push the rules' path prefixes into the open probe's kernel filter,
+	// as `vigil run` does: the scenarios then prove the filter keeps what
+	// the rules need.
+	if oc, ok := cfg.ProbeConfigs["open"].(*openprobe.Config); ok {
+		if prefixes, pids, ok := rs.KernelFilter(event.KindOpen); ok {
+			oc.PathPrefixes, oc.PIDs = prefixes, pids
+			t.Logf("open kernel filter: %v", prefixes)
+		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := agent.New(cfg, log, probes)
