@@ -2,6 +2,7 @@ package eventrules
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/google/cel-go/common/types/ref"
@@ -110,8 +111,7 @@ func (c *evalCtx) self() proc.Process {
 // sameStart compares start times at clock-tick granularity: /proc gives them
 // in ticks, the kernel in ns.
 func sameStart(a, b uint64) bool {
-	const tick = 10_000_000
-	d := int64(a/tick) - int64(b/tick)
+	d := int64(a/tickNS) - int64(b/tickNS)
 	return d >= -1 && d <= 1
 }
 
@@ -153,3 +153,16 @@ func (c *evalCtx) parent() proc.Process {
 	}
 	return c.parentP
 }
+
+// procID is "<pid>@<start tick>": probes report the start time either
+// exactly (from the kernel) or at clock-tick precision (from /proc), so the
+// identity uses ticks.
+func (c *evalCtx) procID() string {
+	st := c.h.StartNS
+	if st == 0 {
+		st = c.self().StartNS
+	}
+	return strconv.FormatUint(uint64(c.h.PID), 10) + "@" + strconv.FormatUint(st/tickNS, 10)
+}
+
+const tickNS = 10_000_000

@@ -265,3 +265,27 @@ func TestReloadKeepsUnchangedSequenceState(t *testing.T) {
 		t.Fatalf("state lost over a reload of unchanged rules: %d alerts", n)
 	}
 }
+
+// Probes report start times exactly (kernel) or at tick precision (/proc):
+// proc.id keys the sequence the same either way.
+func TestSequenceKeyToleratesStartTimePrecision(t *testing.T) {
+	e, rec, _ := newTestEngine(t, nil)
+	o := openEv(300, 0, "/etc/shadow")
+	o.StartNS = 123_456_789_012 // exact
+	c := connectEv(300, time.Second, "192.0.2.2", false)
+	c.StartNS = 123_450_000_000 // the same start from /proc, in 10ms ticks
+	e.Handle(o)
+	e.Handle(c)
+	if n := len(rec.named("SensitiveReadThenConnect")); n != 1 {
+		t.Fatalf("alerts = %d, want 1", n)
+	}
+	o2 := openEv(301, 2*time.Second, "/etc/shadow")
+	o2.StartNS = 5_000_000_000
+	c2 := connectEv(301, 3*time.Second, "192.0.2.2", false)
+	c2.StartNS = 6_000_000_000 // pid reused by another process
+	e.Handle(o2)
+	e.Handle(c2)
+	if n := len(rec.named("SensitiveReadThenConnect")); n != 1 {
+		t.Fatalf("a reused pid completed the sequence")
+	}
+}

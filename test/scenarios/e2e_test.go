@@ -113,7 +113,8 @@ func TestAgentToAlertmanager(t *testing.T) {
 	rules := filepath.Join(repoRoot(), "deploy", "rules", "events", "*.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run", "--web.listen-address=127.0.0.1:"+strconv.Itoa(freePort(t)),
+	web := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd := exec.CommandContext(ctx, bin, "run", "--web.listen-address="+web,
 		"--event-rules.file="+rules, "--alertmanager.url="+am, "--log.level=info")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -174,6 +175,7 @@ func TestAgentToAlertmanager(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
+				logMetrics(t, "http://"+web+"/metrics")
 				t.Fatalf("no SensitiveReadThenConnect alert for pid %s in Alertmanager after 5s", pid)
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -219,4 +221,23 @@ func TestAgentToAlertmanager(t *testing.T) {
 			t.Errorf("p99 latency %v is over the 1s target", p(0.99))
 		}
 	})
+}
+
+// logMetrics logs the agent's rule-engine and loss counters, to tell a lost
+// event from a rule that did not match.
+func logMetrics(t *testing.T, u string) {
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "#") && (strings.Contains(l, "event_rule") || strings.Contains(l, "sequence") ||
+			strings.Contains(l, "dropped") || strings.Contains(l, "lost") || strings.Contains(l, "notification")) {
+			t.Log(l)
+		}
+	}
 }

@@ -7,6 +7,7 @@
 //	scenario: exec-from-tmp              # name
 //	desc: a binary copied to /tmp runs
 //	needs: [exec]                        # event kinds; skipped when a kind has no probe
+//	requires: [/usr/bin/gcc]             # programs used; skipped when one is missing
 //	actions:                             # run in order
 //	  - copy: {from: /bin/true, to: "${tmp}/payload", mode: 0755}
 //	  - listen: {id: srv, addr: "${host_ip}:0"}        # TCP listener kept open
@@ -55,14 +56,17 @@ import (
 
 // Scenario is one parsed scenario file.
 type Scenario struct {
-	Name    string   `yaml:"scenario"`
-	Desc    string   `yaml:"desc"`
-	Needs   []string `yaml:"needs"`
-	Actions []Action `yaml:"actions"`
-	Expect  []Match  `yaml:"expect"`
-	Absent  []Match  `yaml:"absent"`
-	Wait    string   `yaml:"wait"`
-	File    string   `yaml:"-"`
+	Name  string   `yaml:"scenario"`
+	Desc  string   `yaml:"desc"`
+	Needs []string `yaml:"needs"`
+	// Requires lists programs the actions run; the scenario is skipped
+	// when one is missing.
+	Requires []string `yaml:"requires"`
+	Actions  []Action `yaml:"actions"`
+	Expect   []Match  `yaml:"expect"`
+	Absent   []Match  `yaml:"absent"`
+	Wait     string   `yaml:"wait"`
+	File     string   `yaml:"-"`
 }
 
 // Action is one step; exactly one field is set.

@@ -151,6 +151,11 @@ func TestScenarios(t *testing.T) {
 					t.Skipf("needs event kind %q: %s", k, reason)
 				}
 			}
+			for _, p := range s.Requires {
+				if _, err := os.Stat(p); err != nil {
+					t.Skipf("needs %s: %v", p, err)
+				}
+			}
 			r, err := NewRunner(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
