@@ -236,6 +236,7 @@ type dedupEntry struct {
 	alert     alert.Alert
 	windowEnd time.Time
 	lastSeen  time.Time
+	lastFlush time.Time
 	repeats   int
 	reported  int
 	rule      string
@@ -321,7 +322,7 @@ func (e *Engine) fire(f firing) {
 		if len(e.dedup) >= maxDedupEntries {
 			e.evictDedup(now)
 		}
-		e.dedup[key] = &dedupEntry{alert: a, windowEnd: now.Add(f.suppress), lastSeen: evTime, rule: f.name}
+		e.dedup[key] = &dedupEntry{alert: a, windowEnd: now.Add(f.suppress), lastSeen: evTime, lastFlush: now, rule: f.name}
 		e.dedupLen.Store(int64(len(e.dedup)))
 	}
 	rc.alerts.Inc()
@@ -334,6 +335,7 @@ func (e *Engine) flushEntry(d *dedupEntry, now time.Time) {
 		return
 	}
 	d.reported = d.repeats
+	d.lastFlush = now
 	a := d.alert
 	a.Annotations = make(map[string]string, len(d.alert.Annotations)+2)
 	for k, v := range d.alert.Annotations {
@@ -367,7 +369,7 @@ func (e *Engine) evictDedup(now time.Time) {
 func (e *Engine) flushDedup(now time.Time) {
 	for k, d := range e.dedup {
 		due := !now.Before(d.windowEnd)
-		if due || (d.repeats > d.reported && now.Sub(d.alert.StartsAt) >= flushEvery) {
+		if due || (d.repeats > d.reported && now.Sub(d.lastFlush) >= flushEvery) {
 			e.flushEntry(d, now)
 		}
 		if due {

@@ -289,3 +289,34 @@ func TestSequenceKeyToleratesStartTimePrecision(t *testing.T) {
 		t.Fatalf("a reused pid completed the sequence")
 	}
 }
+
+func TestLongSuppressionReportsEvery30s(t *testing.T) {
+	src := "- rule: A\n  event: exec\n  condition: evt.filename == \"/x\"\n  suppress: 10m\n"
+	opts := DefaultOptions()
+	opts.ReorderWindow = 0
+	rs, ds := Compile("a.yaml", []byte(src), opts)
+	if rs == nil {
+		t.Fatal(ds)
+	}
+	rec := &recorder{}
+	e := NewEngine(nil, rec)
+	clock := time.Duration(0)
+	e.now = func() time.Time { return t0.Add(clock) }
+	e.Install(rs)
+	for i := range 120 { // one match a second for 2 minutes, ticking every 20ms
+		clock = time.Duration(i) * time.Second
+		e.Handle(execEv(uint32(i+1), clock, "/x"))
+		for j := range 50 {
+			clock = time.Duration(i)*time.Second + time.Duration(j)*20*time.Millisecond
+			e.Tick()
+		}
+	}
+	got := rec.named("A")
+	// The first alert, then an update every 30s: at 30, 60, 90 s.
+	if len(got) != 4 {
+		t.Fatalf("%d notices, want 4", len(got))
+	}
+	if got[3].Annotations["suppressed_repeats"] != "90" {
+		t.Fatalf("last update reports %s repeats, want 90", got[3].Annotations["suppressed_repeats"])
+	}
+}

@@ -340,7 +340,14 @@ func Fields(k event.Kind) []string {
 	}
 	out := make([]string, 0, len(s.fields))
 	for _, f := range s.fields {
-		line := f.name + " " + f.typ.String()
+		ts := f.typ.String()
+		switch {
+		case f.typ.IsExactType(cel.TimestampType):
+			ts = "timestamp"
+		case f.typ.IsExactType(cel.DurationType):
+			ts = "duration"
+		}
+		line := f.name + " " + ts
 		if f.doc != "" {
 			line += "  # " + f.doc
 		}
