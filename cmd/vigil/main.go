@@ -22,7 +22,8 @@ into Prometheus metrics and live event streams, and keeps its own cost visible.
   sudo vigil run                  agent with embedded defaults on http://127.0.0.1:19400/metrics
   sudo vigil trace exec           execs as they happen (like execsnoop)
   sudo vigil features             what this kernel allows and which hook each program uses
-  vigil config check FILE         validate a config file`)
+  vigil config check FILE         validate a config file
+  vigil rules check FILE          validate metric rule files (--expand: show anomaly: as PromQL)`)
 	app.HelpFlag.Short('h')
 	app.Version(version.Print("vigil"))
 	app.ErrorWriter(os.Stderr)
@@ -30,10 +31,10 @@ into Prometheus metrics and live event streams, and keeps its own cost visible.
 	registerRun(app)
 	registerTrace(app)
 	registerTraceAlerts(app)
-	registerRules(app)
 	registerTop(app)
 	registerFeatures(app)
 	registerConfig(app)
+	registerRules(app)
 	app.Command("version", "Print version and build information.").Action(func(*kingpin.ParseContext) error {
 		fmt.Println(version.Print("vigil"))
 		return nil

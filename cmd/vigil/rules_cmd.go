@@ -17,13 +17,14 @@ import (
 // registerRules adds `vigil rules`: checking rule files of both kinds
 // (Prometheus rule groups and event rules) and listing event-rule fields.
 func registerRules(app *kingpin.Application) {
-	cmd := app.Command("rules", "Work with alerting rule files.")
-	check := cmd.Command("check", `Check rule files: Prometheus rule groups (a mapping with "groups:") and event rules
-(a list of rule/sequence/macro/list items) are told apart by their shape. Event rule
-files given together share their macros and lists. Errors and warnings name file:line;
-the exit status is 1 when any file has an error.`)
-	files := check.Arg("file", "Rule files.").Required().ExistingFiles()
-	check.Action(func(*kingpin.ParseContext) error { return checkRuleFiles(*files) })
+	cmd := app.Command("rules", "Check metric and event rule files.")
+	check := cmd.Command("check", `Validate rule files; errors and warnings name file and line. Prometheus rule files
+(a mapping with "groups:", plus vigil's anomaly: shorthand) and event rule files (a list
+of rule/sequence/macro/list items) are told apart by their shape. Event rule files given
+together share their macros and lists.`)
+	expand := check.Flag("expand", "Print each Prometheus rule file as standard Prometheus YAML with anomaly: rules expanded to PromQL.").Bool()
+	files := check.Arg("file", "Rule files to check.").Required().ExistingFiles()
+	check.Action(func(*kingpin.ParseContext) error { return checkRuleFiles(*files, *expand) })
 
 	fields := cmd.Command("fields", "List the fields event rules can use, per event kind.")
 	kind := fields.Arg("event", "Event kind (all when omitted).").String()
@@ -43,51 +44,62 @@ the exit status is 1 when any file has an error.`)
 	})
 }
 
-// ruleFileKind tells a Prometheus rule file from an event rule file.
-func ruleFileKind(path string) (string, error) {
+// isEventRuleFile tells an event rule file (a YAML list) from a Prometheus
+// rule file (a mapping). Unparsable files go to the event loader, which
+// reports the YAML error with its line.
+func isEventRuleFile(path string) (bool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil || len(doc.Content) == 0 {
-		return "events", nil // the event loader reports the YAML error with its line
+		return true, nil
 	}
-	switch doc.Content[0].Kind {
-	case yaml.MappingNode:
-		return "prometheus", nil
-	default:
-		return "events", nil
-	}
+	return doc.Content[0].Kind != yaml.MappingNode, nil
 }
 
-func checkRuleFiles(files []string) error {
-	failed := false
+func checkRuleFiles(files []string, expand bool) error {
+	failed := 0
 	var eventFiles []string
 	for _, f := range files {
-		kind, err := ruleFileKind(f)
+		isEvent, err := isEventRuleFile(f)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", f, err)
-			failed = true
+			failed++
 			continue
 		}
-		if kind == "events" {
+		if isEvent {
 			eventFiles = append(eventFiles, f)
 			continue
 		}
 		p, errs := rules.LoadFile(f)
-		if len(errs) > 0 {
+		if errs != nil {
 			for _, e := range errs {
 				fmt.Fprintln(os.Stderr, e)
 			}
-			failed = true
+			failed++
 			continue
 		}
-		n := 0
+		alerting, recording := 0, 0
 		for _, g := range p.Groups.Groups {
-			n += len(g.Rules)
+			for _, r := range g.Rules {
+				if r.Alert != "" {
+					alerting++
+				} else {
+					recording++
+				}
+			}
 		}
-		fmt.Printf("%s: OK: Prometheus rules, %d groups, %d rules\n", f, len(p.Groups.Groups), n)
+		if expand {
+			if len(files) > 1 {
+				fmt.Printf("# %s\n", f)
+			}
+			os.Stdout.Write(p.Expanded) //nolint:errcheck
+			fmt.Fprintf(os.Stderr, "%s: OK, %d alerting and %d recording rules\n", f, alerting, recording)
+			continue
+		}
+		fmt.Printf("%s: OK, %d alerting and %d recording rules\n", f, alerting, recording)
 	}
 	if len(eventFiles) > 0 {
 		rs, ds := eventrules.LoadFiles(eventFiles, eventrules.DefaultOptions())
@@ -95,13 +107,17 @@ func checkRuleFiles(files []string) error {
 			fmt.Fprintln(os.Stderr, d)
 		}
 		if rs == nil {
-			failed = true
+			failed += len(eventFiles)
 		} else {
-			fmt.Printf("%s: OK: event rules, %s\n", strings.Join(eventFiles, ", "), rs.Summary())
+			fmt.Printf("%s: OK, event rules: %s\n", strings.Join(eventFiles, ", "), rs.Summary())
 		}
 	}
-	if failed {
-		return errors.New("rule files have errors")
+	if failed > 0 {
+		return errors.New(plural(failed, len(files)))
 	}
 	return nil
+}
+
+func plural(failed, total int) string {
+	return fmt.Sprintf("%d of %d rule files invalid", failed, total)
 }

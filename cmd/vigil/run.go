@@ -41,12 +41,14 @@ func registerRun(app *kingpin.Application) {
 			cfg.Log.Format = *logFormat
 		}
 		evFlags.apply(cfg)
-		return runAgent(cfg, evFlags.alertmanagers)
+		return runAgent(cfg)
 	})
 }
 
-func runAgent(cfg *config.Config, alertmanagers []string) error {
+func runAgent(cfg *config.Config) error {
 	log := newLogger(cfg.Log)
+	// Event rules load first: they decide which probes are needed, and a
+	// bad rule file fails fast.
 	er, err := setupEventRules(cfg, log)
 	if err != nil {
 		return err
@@ -55,15 +57,20 @@ func runAgent(cfg *config.Config, alertmanagers []string) error {
 	if err != nil {
 		return err
 	}
-	if err := er.attach(a, alertmanagers); err != nil {
-		return err
-	}
 	// Bind before attaching, so a taken port fails fast with nothing attached.
 	srv, err := server.Listen(cfg.Web.ListenAddress, cfg.Web.ConfigFile, a.Registry, log)
 	if err != nil {
 		return err
 	}
+	// Rules load before probes attach: a bad rule file fails fast.
+	al, err := startAlerting(cfg, a.Registry, srv.Mux, log)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	er.attach(a, al.Dispatcher)
 	if err := a.Start(); err != nil {
+		al.Close()
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
@@ -75,6 +82,8 @@ func runAgent(cfg *config.Config, alertmanagers []string) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve() }()
 	go func() { errc <- a.Run(ctx) }()
+	alDone := make(chan error, 1)
+	go func() { alDone <- al.Run(ctx) }()
 	go er.run(ctx)
 
 	var runErr error
@@ -87,7 +96,16 @@ func runAgent(cfg *config.Config, alertmanagers []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	er.wait()
+	er.wait() // the event-rule engine hands its last alerts to the dispatcher
+	// Let the rule engine close its TSDB and the dispatcher save its state.
+	select {
+	case err := <-alDone:
+		if err != nil {
+			log.Error("alerting shutdown", "err", err)
+		}
+	case <-shutdownCtx.Done():
+		log.Error("alerting did not stop in time")
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}

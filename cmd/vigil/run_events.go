@@ -31,13 +31,17 @@ type eventRuleFlags struct {
 func registerEventRuleFlags(cmd *kingpin.CmdClause) *eventRuleFlags {
 	f := &eventRuleFlags{}
 	cmd.Flag("event-rules.file", "Event rule file or glob (repeatable; added to event_rules.files).").StringsVar(&f.files)
-	cmd.Flag("alertmanager.url", "Alertmanager to send alerts to through API v2 (repeatable), e.g. http://127.0.0.1:9093.").StringsVar(&f.alertmanagers)
+	cmd.Flag("alertmanager.url", "Alertmanager to send alerts to through API v2 (repeatable; added to alerting.alertmanagers), e.g. http://127.0.0.1:9093.").StringsVar(&f.alertmanagers)
 	return f
 }
 
 func (f *eventRuleFlags) apply(cfg *config.Config) {
-	if f != nil {
-		cfg.EventRules.Files = append(cfg.EventRules.Files, f.files...)
+	if f == nil {
+		return
+	}
+	cfg.EventRules.Files = append(cfg.EventRules.Files, f.files...)
+	for _, u := range f.alertmanagers {
+		cfg.Alerting.Alertmanagers = append(cfg.Alerting.Alertmanagers, alert.Endpoint{URL: u})
 	}
 }
 
@@ -48,7 +52,6 @@ type eventRules struct {
 	loader *eventrules.Loader
 	kinds  []event.Kind
 	log    *slog.Logger
-	disp   *alert.Dispatcher
 	sub    *event.Subscription
 	done   chan struct{}
 	// openFilter is the path-prefix filter pushed into the open probe.
@@ -151,25 +154,19 @@ func (er *eventRules) probes(cfg *config.Config) []string {
 	return out
 }
 
-// attach builds delivery, subscribes to the bus and registers metrics;
-// call before a.Start so no event is missed.
-func (er *eventRules) attach(a *agent.Agent, alertmanagers []string) error {
+// attach sets the alert sink, subscribes to the bus and registers
+// metrics; call before a.Start so no event is missed.
+func (er *eventRules) attach(a *agent.Agent, sink eventrules.Sink) {
 	if er == nil {
-		return nil
+		return
 	}
-	d, err := newDispatcher(alertmanagers, a, er.log)
-	if err != nil {
-		return err
-	}
-	er.disp = d
-	er.engine.SetSink(d)
+	er.engine.SetSink(sink)
 	er.engine.SetProcs(a.Procs)
 	a.Registry.MustRegister(er.engine.Collectors()...)
 	for k, f := range er.engine.Ruleset().Pushdown() {
 		er.log.Debug("kernel filter the rules allow", "kind", k, "path_prefixes", f.PathPrefixes, "pids", f.PIDs, "cgroup_ids", f.CgroupIDs)
 	}
 	er.sub = a.Bus.Subscribe("event-rules", er.cfg.QueueSize, er.kinds...)
-	return nil
 }
 
 // run evaluates events and reloads the rules on SIGHUP and file changes
@@ -181,10 +178,6 @@ func (er *eventRules) run(ctx context.Context) {
 	}
 	er.done = make(chan struct{})
 	defer close(er.done)
-	dctx, cancel := context.WithCancel(context.Background())
-	ddone := make(chan struct{})
-	go func() { _ = er.disp.Run(dctx); close(ddone) }()
-	defer func() { cancel(); <-ddone }()
 	er.loader.OnLoad = func(rs *eventrules.Ruleset) {
 		if er.openFilter != nil {
 			if p, _, ok := rs.KernelFilter(event.KindOpen); !ok || !coveredBy(p, er.openFilter) {
@@ -211,8 +204,7 @@ func (er *eventRules) wait() {
 	}
 }
 
-// newDispatcher builds alert delivery for `vigil run`: the Alertmanagers
-// given, or stdout when none is.
+// newDispatcher builds a dispatcher for `vigil trace alerts --alertmanager.url`.
 func newDispatcher(urls []string, a *agent.Agent, log *slog.Logger) (*alert.Dispatcher, error) {
 	var ns []alert.Notifier
 	for _, u := range urls {
@@ -221,9 +213,6 @@ func newDispatcher(urls []string, a *agent.Agent, log *slog.Logger) (*alert.Disp
 			return nil, err
 		}
 		ns = append(ns, am)
-	}
-	if len(ns) == 0 {
-		ns = append(ns, alert.NewStdout(os.Stdout))
 	}
 	return alert.NewDispatcher(alert.Options{Notifiers: ns, Registerer: a.Registry, Logger: log})
 }

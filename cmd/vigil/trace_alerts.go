@@ -53,15 +53,16 @@ func registerTraceAlerts(app *kingpin.Application) {
 		if err != nil {
 			return err
 		}
-		if err := er.attach(a, *alertmanagers); err != nil {
-			return err
-		}
 		pr := newAlertPrinter(*output)
+		var sink eventrules.Sink = pr
+		var disp *alert.Dispatcher
 		if len(*alertmanagers) > 0 {
-			er.engine.SetSink(eventrules.Tee{er.disp, pr})
-		} else {
-			er.engine.SetSink(pr)
+			if disp, err = newDispatcher(*alertmanagers, a, log); err != nil {
+				return err
+			}
+			sink = eventrules.Tee{disp, pr}
 		}
+		er.attach(a, sink)
 		if err := a.Start(); err != nil {
 			return err
 		}
@@ -70,6 +71,14 @@ func registerTraceAlerts(app *kingpin.Application) {
 		defer stop()
 		errc := make(chan error, 1)
 		go func() { errc <- a.Run(ctx) }()
+		dctx, dcancel := context.WithCancel(context.Background())
+		ddone := make(chan struct{})
+		if disp != nil {
+			go func() { _ = disp.Run(dctx); close(ddone) }()
+		} else {
+			close(ddone)
+		}
+		defer func() { dcancel(); <-ddone }()
 		go er.run(ctx)
 		var runErr error
 		select {

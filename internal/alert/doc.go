@@ -6,26 +6,42 @@
 // (internal/rules) hands over the alerts produced by the embedded Prometheus
 // rule manager; the event-rule engine builds Alert values itself:
 //
+//	// `vigil run` builds one dispatcher from the `alerting:` config section:
+//	d, err := alert.NewFromConfig(cfg.Alerting, os.Stdout, registry, logger)
+//	// or by hand:
+//	am, _ := alert.NewAlertmanager("http://127.0.0.1:9093", nil, nil)
 //	d, err := alert.NewDispatcher(alert.Options{
-//		Notifiers:      []alert.Notifier{alert.NewAlertmanager(cfg), alert.NewStdout(os.Stdout)},
+//		Notifiers:      []alert.Notifier{am, alert.NewStdout(os.Stdout)},
 //		StateFile:      "/var/lib/vigil/alerts.json",
 //		ExternalLabels: map[string]string{"host": hostname},
-//		Registerer:     reg,
+//		Registerer:     registry,
 //	})
-//	go d.Run(ctx)              // queues, retries, resends; returns when ctx ends
-//	d.Send(ctx, []alert.Alert{{
-//		Labels:      map[string]string{"alertname": "ShellInContainer", "severity": "critical"},
-//		Annotations: map[string]string{"summary": "bash started in nginx"},
-//		StartsAt:    time.Now(),
-//		EndsAt:      time.Now().Add(10 * time.Minute), // or zero: firing until sent again resolved
+//	go d.Run(ctx) // queues, retries, resends; saves state and returns when ctx ends
+//
+//	// An event rule fires (Send never blocks):
+//	d.Send("events", []alert.Alert{{
+//		Labels:       map[string]string{"alertname": "ShellInContainer", "severity": "critical", "container": "nginx"},
+//		Annotations:  map[string]string{"summary": "bash started in nginx by pid 4242"},
+//		StartsAt:     time.Now(),
+//		EndsAt:       time.Now().Add(10 * time.Minute), // zero: firing until resolved explicitly
+//		GeneratorURL: "http://node:19400/api/v1/events?rule=shell-in-container",
 //	}})
-//	...
-//	d.Close()                  // flushes state to disk
+//	// ... and resolves:
+//	a.EndsAt = time.Now()
+//	d.Send("events", []alert.Alert{a})
+//
+// The first argument of Send names the producer ("metrics" for the metric
+// rules, "internal" for vigil's own alerts, "events" for event rules).
+// Reconcile(source, current) resolves every tracked alert of that source not
+// in current; Active(sources...) lists what is firing (for /api/v1/alerts).
 //
 // Semantics:
 //
 //   - Identity: an alert is identified by its label set (Fingerprint). Sending
-//     the same labels again updates the alert; it is not a new one.
+//     the same labels again updates the alert; it is not a new one. Keep
+//     labels low-cardinality (alertname, severity, container, executable);
+//     put pids, paths and command lines in annotations.
+//   - External labels (host, ...) are added to every alert that lacks them.
 //   - Firing vs resolved: an alert whose EndsAt is set and not in the future is
 //     resolved. Resolve an alert by sending it again with EndsAt = now.
 //     A firing alert whose EndsAt passes without being refreshed is treated as

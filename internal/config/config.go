@@ -14,9 +14,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilproject/vigil/internal/alert"
 	"github.com/vigilproject/vigil/internal/eventrules"
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/rules"
 )
 
 // DefaultListenAddress is outside 9100-9999, the range the Prometheus
@@ -38,6 +40,8 @@ type Config struct {
 	Metrics      Metrics      `yaml:"metrics"`
 	ProcessCache ProcessCache `yaml:"process_cache"`
 	Probes       yaml.Node    `yaml:"probes"`
+	Rules        rules.Config `yaml:"rules"`
+	Alerting     alert.Config `yaml:"alerting"`
 	// EventRules configures CEL event and sequence rules on the event stream.
 	EventRules eventrules.Config `yaml:"event_rules"`
 
@@ -237,6 +241,12 @@ func (c *Config) validate() []fieldError {
 	}
 	if c.ProcessCache.MaxEntries < 128 {
 		errs = append(errs, fieldError{"process_cache.max_entries", fmt.Sprintf("%d must be at least 128", c.ProcessCache.MaxEntries)})
+	}
+	for _, e := range c.Rules.Validate() {
+		errs = append(errs, fieldError{"rules." + e.Path, e.Msg})
+	}
+	for _, e := range c.Alerting.Validate() {
+		errs = append(errs, fieldError{"alerting." + e.Path, e.Msg})
 	}
 	if err := c.EventRules.Validate(); err != nil {
 		errs = append(errs, fieldError{"event_rules", err.Error()})

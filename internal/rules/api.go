@@ -7,6 +7,8 @@ import (
 	"time"
 
 	promrules "github.com/prometheus/prometheus/rules"
+
+	"github.com/vigilproject/vigil/internal/alert"
 )
 
 // The JSON shapes below follow Prometheus' HTTP API (/api/v1/rules and
@@ -62,6 +64,27 @@ type apiRecordingRule struct {
 	EvaluationTime float64           `json:"evaluationTime"`
 	LastEvaluation time.Time         `json:"lastEvaluation"`
 	Type           string            `json:"type"`
+}
+
+// RulesHandler serves GET /api/v1/rules; e may be nil (rules disabled).
+func RulesHandler(e *Engine) http.Handler {
+	if e == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, apiResponse{Status: "success", Data: map[string]any{"groups": []any{}}})
+		})
+	}
+	return e.RulesHandler()
+}
+
+// AlertsHandler serves GET /api/v1/alerts; e may be nil (rules disabled),
+// then the dispatcher's active alerts are listed.
+func AlertsHandler(e *Engine, d *alert.Dispatcher) http.Handler {
+	if e == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, apiResponse{Status: "success", Data: map[string]any{"alerts": dispatcherAlerts(d)}})
+		})
+	}
+	return e.AlertsHandler()
 }
 
 // RulesHandler serves GET /api/v1/rules (?type=alert|record).
@@ -147,7 +170,15 @@ func (e *Engine) Alerts() []APIAlert {
 	if len(others) == 0 {
 		return out
 	}
-	for _, a := range e.opts.Dispatcher.Active(others...) {
+	return append(out, dispatcherAlerts(e.opts.Dispatcher, others...)...)
+}
+
+func dispatcherAlerts(d *alert.Dispatcher, sources ...string) []APIAlert {
+	out := []APIAlert{}
+	if d == nil {
+		return out
+	}
+	for _, a := range d.Active(sources...) {
 		at := a.StartsAt
 		out = append(out, APIAlert{Labels: a.Labels, Annotations: nonNil(a.Annotations), State: "firing", ActiveAt: &at, Value: "1e+00"})
 	}

@@ -60,8 +60,9 @@ type Engine struct {
 	m    *engineMetrics
 
 	reloadMu  sync.Mutex
-	lastSnap  string // content hash of the rule files at the last load attempt
-	reloadErr error  // non-nil while the last reload failed
+	lastSnap  string      // content hash of the rule files at the last load attempt
+	reloadErr error       // non-nil while the last reload failed
+	reloadAlt alert.Alert // the VigilRuleReloadFailed alert while it fires
 
 	closeOnce sync.Once
 	closeErr  error
@@ -79,13 +80,13 @@ func New(opts Options) (*Engine, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("rules: data dir: %w", err)
 	}
-	db, err := tsdb.Open(cfg.DataDir, log.With("component", "tsdb"), nil, tsdbOptions(cfg), nil)
+	db, err := tsdb.Open(cfg.DataDir, log.With("subsystem", "tsdb"), nil, tsdbOptions(cfg), nil)
 	if err != nil {
 		return nil, fmt.Errorf("rules: opening TSDB in %s: %w", cfg.DataDir, err)
 	}
 	e := &Engine{cfg: cfg, opts: opts, log: log, db: db, m: newEngineMetrics()}
 	e.qe = promql.NewEngine(promql.EngineOpts{
-		Logger:               log.With("component", "promql"),
+		Logger:               log.With("subsystem", "promql"),
 		MaxSamples:           cfg.MaxSamples,
 		Timeout:              time.Duration(cfg.QueryTimeout),
 		LookbackDelta:        5 * time.Minute,
@@ -99,7 +100,7 @@ func New(opts Options) (*Engine, error) {
 		Context:         context.Background(),
 		Appendable:      db,
 		Queryable:       db,
-		Logger:          log.With("component", "rules"),
+		Logger:          log.With("subsystem", "rule-manager"),
 		Registerer:      nil, // Prometheus' own rule metrics stay private; vigil_* below
 		OutageTolerance: time.Duration(cfg.OutageTolerance),
 		ForGracePeriod:  time.Duration(cfg.ForGracePeriod),
@@ -193,6 +194,9 @@ func (e *Engine) Reload() error {
 	defer e.reloadMu.Unlock()
 	files, snap, err := resolveFiles(e.cfg.Files)
 	e.lastSnap = snap
+	if e.cfg.Builtin == nil || *e.cfg.Builtin {
+		files = append(files, BuiltinFile)
+	}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -218,14 +222,15 @@ func (e *Engine) Reload() error {
 			e.log.Error("rule reload failed, keeping the previous rules", "err", fe)
 		}
 		e.reloadErr = err
-		e.sendInternal(alert.Alert{
-			Labels: map[string]string{"alertname": "VigilRuleReloadFailed", "severity": "warning"},
-			Annotations: map[string]string{
-				"summary":     "vigil could not reload its rule files; the previous rules are still evaluated.",
-				"description": err.Error(),
-			},
-			StartsAt: now,
-		})
+		if e.reloadAlt.StartsAt.IsZero() {
+			e.reloadAlt.StartsAt = now
+		}
+		e.reloadAlt.Labels = map[string]string{"alertname": "VigilRuleReloadFailed", "severity": "warning"}
+		e.reloadAlt.Annotations = map[string]string{
+			"summary":     "vigil could not reload its rule files; the previous rules are still evaluated.",
+			"description": err.Error(),
+		}
+		e.sendInternal(e.reloadAlt)
 		return err
 	}
 	e.m.reloads.WithLabelValues("success").Inc()
@@ -238,10 +243,10 @@ func (e *Engine) Reload() error {
 	e.m.rulesLoaded.Set(float64(n))
 	if e.reloadErr != nil {
 		e.reloadErr = nil
-		e.sendInternal(alert.Alert{
-			Labels:   map[string]string{"alertname": "VigilRuleReloadFailed", "severity": "warning"},
-			StartsAt: now, EndsAt: now,
-		})
+		resolved := e.reloadAlt
+		resolved.EndsAt = now
+		e.sendInternal(resolved)
+		e.reloadAlt = alert.Alert{}
 	}
 	e.log.Info("rules loaded", "files", len(files), "rules", n)
 	return nil

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 
 	"github.com/vigilproject/vigil/internal/alert"
 )
@@ -64,11 +63,12 @@ func newAgent(t *testing.T, o agentOpts) *testAgent {
 	}
 	cfg := Config{
 		Files:              o.files,
-		EvaluationInterval: model.Duration(time.Second),
-		FeedInterval:       model.Duration(time.Second),
+		EvaluationInterval: alert.Duration(time.Second),
+		FeedInterval:       alert.Duration(time.Second),
 		DataDir:            filepath.Join(o.dir, "tsdb"),
-		WatchInterval:      model.Duration(200 * time.Millisecond),
-		ResendDelay:        model.Duration(2 * time.Second),
+		WatchInterval:      alert.Duration(200 * time.Millisecond),
+		ResendDelay:        alert.Duration(2 * time.Second),
+		Builtin:            new(bool), // tests count groups; TestBuiltinLoads covers it
 	}
 	if o.cfg != nil {
 		o.cfg(&cfg)

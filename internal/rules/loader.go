@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"bytes"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +42,19 @@ type Parsed struct {
 	UsesShorthand bool
 }
 
-// LoadFile reads and parses one rule file; see Parse.
+// BuiltinFile names the embedded agent-health rules (a copy of
+// deploy/rules/metrics/vigil-agent.yml) wherever a file name is shown.
+const BuiltinFile = "builtin:vigil-agent.yml"
+
+//go:embed builtin.yml
+var builtinYAML []byte
+
+// LoadFile reads and parses one rule file; see Parse. BuiltinFile loads
+// the embedded rules.
 func LoadFile(path string) (*Parsed, []error) {
+	if path == BuiltinFile {
+		return Parse(path, builtinYAML)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, []error{err}
@@ -129,10 +142,13 @@ func Parse(name string, content []byte) (*Parsed, []error) {
 	expanded := content
 	lineOf := func(l int) int { return l }
 	if shorthand {
-		var err error
-		if expanded, err = yaml.Marshal(&doc); err != nil {
+		var buf bytes.Buffer
+		enc := yaml.NewEncoder(&buf)
+		enc.SetIndent(2)
+		if err := enc.Encode(&doc); err != nil {
 			return nil, []error{ferr(0, "%v", err)}
 		}
+		expanded = buf.Bytes()
 		lineOf = lineMapper(&doc, expanded)
 	}
 

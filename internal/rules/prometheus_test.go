@@ -2,28 +2,22 @@ package rules
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/vigilproject/vigil/internal/alert/alerttest"
 )
 
 // TestSameAlertAsRealPrometheus loads one rule file into the agent and into
 // a real Prometheus (Debian package prometheus) that scrapes the same
 // registry over HTTP; both must raise the same alert.
 func TestSameAlertAsRealPrometheus(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not installed: install the Debian package prometheus to run this test")
+	if testing.Short() {
+		t.Skip("-short: skipping test with a real Prometheus")
 	}
 	const rule = `groups:
 - name: exec
@@ -44,37 +38,7 @@ func TestSameAlertAsRealPrometheus(t *testing.T) {
 	// Expose the same registry for Prometheus to scrape.
 	srv := httptest.NewServer(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	defer srv.Close()
-	port := alerttest.FreePort(t)
-	cfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-  external_labels:
-    host: testhost
-rule_files: [%q]
-scrape_configs:
-- job_name: vigil
-  static_configs:
-  - targets: [%q]
-`, ruleFile, srv.Listener.Addr().String())
-	cfgFile := writeFile(t, filepath.Join(dir, "prometheus.yml"), cfg)
-	logf, _ := os.Create(filepath.Join(dir, "prometheus.log"))
-	defer logf.Close()
-	cmd := exec.Command(promBin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "prom"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }() //nolint:errcheck
-	promURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitUntil(t, "Prometheus ready", 20*time.Second, func() bool {
-		resp, err := http.Get(promURL + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	promURL := startPrometheus(t, dir, ruleFile, srv.Listener.Addr().String(), "testhost")
 
 	stop := a.drive(30)
 	defer stop()
@@ -88,7 +52,7 @@ scrape_configs:
 			}
 		}
 		if promAlert == nil {
-			if al := firingAlert(promAlerts(t, promURL), "ExecBurst"); al != nil {
+			if al := firingAlert(getAlerts(t, promURL), "ExecBurst"); al != nil {
 				promAlert, promAt = al, time.Since(start)
 			}
 		}
@@ -152,7 +116,7 @@ func firingAlert(as []APIAlert, name string) *APIAlert {
 	return nil
 }
 
-func promAlerts(t *testing.T, base string) []APIAlert {
+func getAlerts(t *testing.T, base string) []APIAlert {
 	resp, err := http.Get(base + "/api/v1/alerts")
 	if err != nil {
 		return nil

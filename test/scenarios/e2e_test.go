@@ -114,7 +114,14 @@ func TestAgentToAlertmanager(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	web := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.CommandContext(ctx, bin, "run", "--web.listen-address="+web,
+	// Own state paths, and no metric rules: this test is about event rules.
+	state := t.TempDir()
+	cfgFile := filepath.Join(state, "vigil.yaml")
+	cfgYAML := fmt.Sprintf("rules:\n  enabled: false\nalerting:\n  state_file: %s\n", filepath.Join(state, "alerts.json"))
+	if err := os.WriteFile(cfgFile, []byte(cfgYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, bin, "run", "--config="+cfgFile, "--web.listen-address="+web,
 		"--event-rules.file="+rules, "--alertmanager.url="+am, "--log.level=info")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -46,6 +46,9 @@ type Alert struct {
 // groups with 1s waits, or skips the test if it is not installed.
 func Start(t testing.TB) *Alertmanager {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping test with a real Alertmanager")
+	}
 	var bin string
 	for _, b := range binaries {
 		if p, err := exec.LookPath(b); err == nil {
