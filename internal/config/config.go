@@ -109,11 +109,11 @@ func Parse(data []byte, source string) (*Config, error) {
 	defaults := cfg.Probes
 	cfg.Probes = yaml.Node{}
 	if err := decodeStrict(data, cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
+		return nil, withSource(source, err)
 	}
 	cfg.Source = source
 	if err := cfg.decodeProbes(&defaults); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
+		return nil, withSource(source, err)
 	}
 	if errs := cfg.validate(); len(errs) > 0 {
 		var doc yaml.Node
@@ -171,7 +171,56 @@ func decodeStrict(data []byte, v any) error {
 	if err := checkKnown(root, reflect.TypeOf(v).Elem(), ""); err != nil {
 		return err
 	}
-	return root.Decode(v)
+	return typeErrors(root.Decode(v), root, "")
+}
+
+// typeErrors rewrites yaml's multi-line "unmarshal errors" into one error
+// per wrong value, each naming its line and key path:
+// "line 2: metrics.label_limit: cannot unmarshal !!str `lots` into int".
+func typeErrors(err error, root *yaml.Node, prefix string) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	out := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		var line int
+		if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+			if path := keyAtLine(root, line, prefix); path != "" {
+				_, rest, _ := strings.Cut(msg, ": ")
+				msg = fmt.Sprintf("line %d: %s: %s", line, path, rest)
+			}
+		}
+		out = append(out, errors.New(msg))
+	}
+	return errors.Join(out...)
+}
+
+// keyAtLine returns the dotted path of the key whose value starts on line.
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := join(prefix, k.Value)
+			if v.Line == line && v.Kind == yaml.ScalarNode {
+				return path
+			}
+			if p := keyAtLine(v, line, path); p != "" {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			if c.Line == line && c.Kind == yaml.ScalarNode {
+				return prefix + "[]"
+			}
+			if p := keyAtLine(c, line, prefix+"[]"); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // decodeProbes decodes every probe's section, defaults first, then the
@@ -204,15 +253,11 @@ func (c *Config) decodeProbes(defaults *yaml.Node) error {
 				return err
 			}
 			if err := sec.Decode(pc); err != nil {
-				return err
+				return typeErrors(err, sec, "probes."+spec.Name)
 			}
 		}
 		if err := pc.Validate(); err != nil {
-			line := 0
-			if s := sections[spec.Name]; len(s) > 0 {
-				line = s[len(s)-1].Line
-			}
-			return fmt.Errorf("line %d: probes.%s.%w", line, spec.Name, err)
+			return fmt.Errorf("line %d: probes.%s.%w", validateLine(sections[spec.Name], err), spec.Name, err)
 		}
 		c.ProbeConfigs[spec.Name] = pc
 	}
@@ -274,4 +319,37 @@ func (c *Config) EnabledProbes() []string {
 		}
 	}
 	return out
+}
+
+// validateLine finds the line of the key a probe's Validate error names
+// ("ringbuf_size: ..."), in the last section that sets it; else the line of
+// the last section.
+func validateLine(sections []*yaml.Node, err error) int {
+	key, _, _ := strings.Cut(err.Error(), ":")
+	for i := len(sections) - 1; i >= 0; i-- {
+		sec := sections[i]
+		for j := 0; sec.Kind == yaml.MappingNode && j+1 < len(sec.Content); j += 2 {
+			if sec.Content[j].Value == key {
+				return sec.Content[j].Line
+			}
+		}
+	}
+	if len(sections) > 0 {
+		return sections[len(sections)-1].Line
+	}
+	return 0
+}
+
+// withSource prefixes every error of a joined error with the file name, so
+// each line of the message says where to look.
+func withSource(source string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			out[i] = fmt.Errorf("%s: %w", source, e)
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s: %w", source, err)
 }

@@ -232,5 +232,12 @@ func CheckPrivileges() error {
 	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
 		return nil
 	}
-	return errors.New("missing privilege: loading eBPF programs needs root, or CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN to mount tracefs); run with sudo")
+	var missing []string
+	if !has(unix.CAP_BPF) {
+		missing = append(missing, "CAP_BPF")
+	}
+	if !has(unix.CAP_PERFMON) {
+		missing = append(missing, "CAP_PERFMON")
+	}
+	return fmt.Errorf("missing privilege %s: loading eBPF programs needs root, or CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN to mount tracefs); run with sudo", strings.Join(missing, " and "))
 }

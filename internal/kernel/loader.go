@@ -44,7 +44,9 @@ type ProgramStatus struct {
 	Attached bool     `json:"attached"`
 	Hook     HookKind `json:"hook,omitempty"`
 	Target   string   `json:"target,omitempty"`
-	Tried    []string `json:"tried,omitempty"` // "kind target: error" for each failed candidate
+	// BPFProgram is the program in the object that implements the chosen hook.
+	BPFProgram string   `json:"bpf_program,omitempty"`
+	Tried      []string `json:"tried,omitempty"` // "kind target: error" for each failed candidate
 }
 
 // Program is an attached program.
@@ -149,7 +151,7 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 				st.Tried = append(st.Tried, fmt.Sprintf("%s %s: %v", h.Kind, h.Target, explain(err)))
 				continue
 			}
-			st.Attached, st.Hook, st.Target = true, h.Kind, h.Target
+			st.Attached, st.Hook, st.Target, st.BPFProgram = true, h.Kind, h.Target, h.Program
 			p.ProgramStatus = st
 			attached = p
 			break

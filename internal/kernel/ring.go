@@ -5,13 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 )
 
+// RingPollInterval bounds how long a record may wait in a ring buffer when
+// its producer asked for no wakeup (BPF_RB_NO_WAKEUP): the reader collects
+// whatever is there at least this often.
+const RingPollInterval = 50 * time.Millisecond
+
 // ReadRing delivers every record of the object's "events" ring buffer to
-// handle until ctx is done. handle must not keep the slice.
+// handle until ctx is done. handle must not keep the slice. Producers may
+// submit with BPF_RB_NO_WAKEUP to batch records; they are read at least
+// every RingPollInterval.
 func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 	m, ok := o.Maps["events"]
 	if !ok {
@@ -23,20 +31,21 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 	}
 	o.ring.Store(rd)
 	defer o.ring.Store(nil)
-	// Close, not SetDeadline: ReadInto holds the reader's lock while it
-	// waits, so SetDeadline would block until the next record arrives.
-	// Close interrupts the wait.
-	stop := context.AfterFunc(ctx, func() { _ = rd.Close() })
-	defer stop()
 	defer rd.Close()
+	rd.SetDeadline(time.Now().Add(RingPollInterval))
+	// On cancel, a deadline in the past makes the reader drain what is
+	// there and return.
+	stop := context.AfterFunc(ctx, func() { rd.SetDeadline(time.Now()) })
+	defer stop()
 
 	var rec ringbuf.Record
 	for {
 		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrClosed) {
 				if ctx.Err() != nil {
 					return nil
 				}
+				rd.SetDeadline(time.Now().Add(RingPollInterval))
 				continue
 			}
 			return fmt.Errorf("%s: reading ring buffer: %w", o.Probe, err)

@@ -286,10 +286,35 @@ func (c *Cache) enrichCgroup(p *Process) {
 	if p.CgroupID != 0 && p.Cgroup == "" {
 		if e, ok := c.cg.lookup(p.CgroupID); ok {
 			p.Cgroup, p.Container = e.path, e.container
+		} else if path, ok := c.cgroupFromProc(p.PID, p.CgroupID); ok {
+			p.Cgroup, p.Container = path, ParseCgroupPath(path)
+			c.cg.remember(p.CgroupID, path, p.Container)
 		}
 	} else if p.Cgroup != "" && p.Container == (Container{}) {
 		p.Container = ParseCgroupPath(p.Cgroup)
 	}
+}
+
+// cgroupFromProc resolves a cgroup id the tree walk has not seen yet (a new
+// container whose first exec comes before the next walk) from the process's
+// own /proc/<pid>/cgroup, accepted only if that path has the same id.
+func (c *Cache) cgroupFromProc(pid uint32, id uint64) (string, bool) {
+	if c.cg == nil || pid == 0 || !c.allowProcRead() {
+		return "", false
+	}
+	c.mu.RLock()
+	root := c.procRoot
+	c.mu.RUnlock()
+	data, err := readLimited(root+"/"+strconv.FormatUint(uint64(pid), 10)+"/cgroup", 4096)
+	if err != nil {
+		return "", false
+	}
+	c.procReads.Add(1)
+	path, _ := parseProcCgroup(data)
+	if path == "" || c.cg.idOf(path) != id {
+		return "", false
+	}
+	return path, true
 }
 
 func (c *Cache) allowProcRead() bool {

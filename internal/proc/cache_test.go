@@ -596,3 +596,31 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("list has %d entries, map %d", n, len(c.live))
 	}
 }
+
+// A container's first exec can come right after a walk made for another id;
+// the rate-limited walk cannot see it yet, /proc/<pid>/cgroup can.
+func TestExecResolvesNewCgroupBetweenWalks(t *testing.T) {
+	rel := "vigil-test-new-" + strconv.Itoa(os.Getpid()) + "/system.slice/docker-" + id1 + ".scope"
+	g, dir := realCgroup(t, rel)
+	g.walkInterval = time.Hour
+	g.Container(1 << 62) // an unknown id: spends the walk now
+	if g.walks.Load() != 1 {
+		t.Fatalf("walks = %d, want 1", g.walks.Load())
+	}
+	cmd, _ := startMarked(t)
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+		t.Skipf("cannot move a process into a cgroup: %v", err)
+	}
+	c := NewCache(0, g)
+	p := c.Exec(Process{PID: uint32(cmd.Process.Pid), CgroupID: inode(t, dir)})
+	if want := (Container{ID: id1, Runtime: "docker"}); p.Container != want || p.Cgroup != "/"+rel {
+		t.Fatalf("Exec enrichment = %q %+v, want %q %+v", p.Cgroup, p.Container, "/"+rel, want)
+	}
+	if g.walks.Load() != 1 {
+		t.Errorf("walks = %d: resolved by walking, not from /proc", g.walks.Load())
+	}
+	// Learned: the next lookup needs neither.
+	if got := g.Container(inode(t, dir)); got.ID != id1 {
+		t.Errorf("resolver did not remember the id: %+v", got)
+	}
+}

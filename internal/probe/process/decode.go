@@ -102,17 +102,22 @@ func decodeExec(b []byte, maxArgs int) (rawExec, error) {
 }
 
 // splitArgs splits the NUL-separated argument area, keeping at most maxArgs.
+// Every whole argument ends in a NUL; only that one terminator is dropped
+// from the end, so empty trailing arguments survive, and a last argument cut
+// by the byte limit (no terminator) is kept as the prefix it is.
 func splitArgs(area []byte, maxArgs int, truncated bool) ([]string, bool) {
-	area = bytes.TrimRight(area, "\x00")
 	if len(area) == 0 {
 		return nil, truncated
+	}
+	if area[len(area)-1] == 0 {
+		area = area[:len(area)-1]
 	}
 	n := bytes.Count(area, []byte{0}) + 1
 	if maxArgs > 0 && n > maxArgs {
 		n, truncated = maxArgs, true
 	}
 	args := make([]string, 0, n)
-	for len(area) > 0 && len(args) < n {
+	for len(args) < n {
 		i := bytes.IndexByte(area, 0)
 		if i < 0 {
 			args = append(args, string(area))

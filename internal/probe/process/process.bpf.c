@@ -91,6 +91,19 @@ struct {
 	__type(value, struct exec_args);
 } inflight_execs SEC(".maps");
 
+/*
+ * Wake the reader only once the ring is an eighth full. Below that, user
+ * space collects records on its poll interval (kernel.ReadRing), so an exec
+ * storm costs one wakeup per batch instead of one per record.
+ */
+static __always_inline __u64 wakeup_flags(void)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+
+	return avail >= size / 8 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline struct exec_event *scratch(void)
 {
 	__u32 zero = 0;
@@ -118,7 +131,7 @@ static __always_inline void submit_exec(struct exec_event *e)
 
 	/* args_len < ARGS_BUF always; the opaque mask lets the verifier see it. */
 	asm volatile("%[len] &= 8191" : [len] "+r"(len));
-	if (bpf_ringbuf_output(&events, e, offsetof(struct exec_event, args) + len, 0))
+	if (bpf_ringbuf_output(&events, e, offsetof(struct exec_event, args) + len, wakeup_flags()))
 		count_drop();
 }
 
@@ -185,7 +198,7 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 	e.child_start_ns = BPF_CORE_READ(child, start_boottime);
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), 0))
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), wakeup_flags()))
 		count_drop();
 	return 0;
 }
@@ -203,16 +216,30 @@ int BPF_PROG(raw_tp_fork, struct task_struct *parent, struct task_struct *child)
 }
 
 /*
- * sched_process_exit fires for every thread; the process ends when the last
- * thread leaves, which is when signal->live has dropped to zero (do_exit
- * decrements it before the tracepoint on every kernel we support).
+ * sched_process_exit fires for every thread; the process ends with the thread
+ * that drops signal->live to zero. Since Linux 6.16 the tracepoint says so in
+ * its group_dead argument; the *_gd programs use it and fail to load (or
+ * attach) on older kernels, where the fallback reads signal->live. Several
+ * threads exiting at once can all read zero there, so the fallback also lets
+ * only the first thread of a (tgid, start time) report, atomically.
  */
-static __always_inline int handle_exit(struct task_struct *task)
+struct exit_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} exit_reported SEC(".maps");
+
+static __always_inline int emit_exit(struct task_struct *task)
 {
 	struct exit_event e = {};
 
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
-		return 0;
 	e.kind = EV_EXIT;
 	e.pid = BPF_CORE_READ(task, tgid);
 	e.ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -221,21 +248,47 @@ static __always_inline int handle_exit(struct task_struct *task)
 	e.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), 0))
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), wakeup_flags()))
 		count_drop();
 	return 0;
+}
+
+static __always_inline int handle_exit_live(struct task_struct *task)
+{
+	struct exit_key k = {};
+	__u8 one = 1;
+
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	k.tgid = BPF_CORE_READ(task, tgid);
+	k.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	if (bpf_map_update_elem(&exit_reported, &k, &one, BPF_NOEXIST))
+		return 0; /* another thread of this process reported it */
+	return emit_exit(task);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tp_btf_exit_gd, struct task_struct *p, bool group_dead)
+{
+	return group_dead ? emit_exit(p) : 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(raw_tp_exit_gd, struct task_struct *p, bool group_dead)
+{
+	return group_dead ? emit_exit(p) : 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(tp_btf_exit, struct task_struct *p)
 {
-	return handle_exit(p);
+	return handle_exit_live(p);
 }
 
 SEC("raw_tp/sched_process_exit")
 int BPF_PROG(raw_tp_exit, struct task_struct *p)
 {
-	return handle_exit(p);
+	return handle_exit_live(p);
 }
 
 /* Stable prefix of the syscalls:sys_enter_execve(at) tracepoint records. */
@@ -297,7 +350,9 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 	n = bpf_probe_read_user_str(e->filename, sizeof(e->filename), (const char *)a->filename);
 	e->filename_len = n > 0 ? n - 1 : 0;
 
-	for (int i = 0; i < MAX_ARGV_SCAN; i++) {
+	int i;
+
+	for (i = 0; i < MAX_ARGV_SCAN; i++) {
 		const char *arg = NULL;
 		__u64 at = off;
 
@@ -313,6 +368,13 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 		if (n <= 0)
 			break;
 		off += n;
+	}
+	/* All MAX_ARGV_SCAN slots used: more arguments mean the list is cut. */
+	if (i == MAX_ARGV_SCAN) {
+		const char *arg = NULL;
+
+		if (!bpf_probe_read_user(&arg, sizeof(arg), &((const char *const *)a->argv)[MAX_ARGV_SCAN]) && arg)
+			e->args_truncated = 1;
 	}
 	if (off > max_args_bytes) {
 		off = max_args_bytes;

@@ -74,10 +74,8 @@ func Programs(cfg *Config) []kernel.ProgramDef {
 			{Kind: kernel.RawTP, Program: "raw_tp_" + short(name), Target: name},
 		}}
 	}
-	defs := []kernel.ProgramDef{
-		sched("sched_process_exec", true),
-		sched("sched_process_exit", true),
-	}
+	exit := kernel.ProgramDef{Name: "sched_process_exit", Required: true, Hooks: exitHooks}
+	defs := []kernel.ProgramDef{sched("sched_process_exec", true), exit}
 	if cfg.Forks {
 		defs = append(defs, sched("sched_process_fork", true))
 	}
@@ -90,6 +88,16 @@ func Programs(cfg *Config) []kernel.ProgramDef {
 		}
 	}
 	return defs
+}
+
+// exitHooks: the group_dead variants (Linux 6.16+) first, then the fallback
+// that checks signal->live (see process.bpf.c). A variable so tests can
+// exercise the fallback on new kernels.
+var exitHooks = []kernel.Hook{
+	{Kind: kernel.TpBTF, Program: "tp_btf_exit_gd", Target: "sched_process_exit"},
+	{Kind: kernel.RawTP, Program: "raw_tp_exit_gd", Target: "sched_process_exit"},
+	{Kind: kernel.TpBTF, Program: "tp_btf_exit", Target: "sched_process_exit"},
+	{Kind: kernel.RawTP, Program: "raw_tp_exit", Target: "sched_process_exit"},
 }
 
 func short(tp string) string { return tp[len("sched_process_"):] }

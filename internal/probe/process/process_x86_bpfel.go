@@ -52,6 +52,13 @@ type processExitEvent struct {
 	Comm     [16]int8
 }
 
+type processExitKey struct {
+	_       structs.HostLayout
+	Tgid    uint32
+	Pad     uint32
+	StartNs uint64
+}
+
 type processForkEvent struct {
 	_            structs.HostLayout
 	Kind         uint8
@@ -72,12 +79,15 @@ const (
 	processMapDropped          = "dropped"
 	processMapEvents           = "events"
 	processMapExecScratch      = "exec_scratch"
+	processMapExitReported     = "exit_reported"
 	processMapInflightExecs    = "inflight_execs"
 	processProgRawTpExec       = "raw_tp_exec"
 	processProgRawTpExit       = "raw_tp_exit"
+	processProgRawTpExitGd     = "raw_tp_exit_gd"
 	processProgRawTpFork       = "raw_tp_fork"
 	processProgTpBtfExec       = "tp_btf_exec"
 	processProgTpBtfExit       = "tp_btf_exit"
+	processProgTpBtfExitGd     = "tp_btf_exit_gd"
 	processProgTpBtfFork       = "tp_btf_fork"
 	processProgTpEnterExecve   = "tp_enter_execve"
 	processProgTpEnterExecveat = "tp_enter_execveat"
@@ -134,9 +144,11 @@ type processSpecs struct {
 type processProgramSpecs struct {
 	RawTpExec       *ebpf.ProgramSpec `ebpf:"raw_tp_exec"`
 	RawTpExit       *ebpf.ProgramSpec `ebpf:"raw_tp_exit"`
+	RawTpExitGd     *ebpf.ProgramSpec `ebpf:"raw_tp_exit_gd"`
 	RawTpFork       *ebpf.ProgramSpec `ebpf:"raw_tp_fork"`
 	TpBtfExec       *ebpf.ProgramSpec `ebpf:"tp_btf_exec"`
 	TpBtfExit       *ebpf.ProgramSpec `ebpf:"tp_btf_exit"`
+	TpBtfExitGd     *ebpf.ProgramSpec `ebpf:"tp_btf_exit_gd"`
 	TpBtfFork       *ebpf.ProgramSpec `ebpf:"tp_btf_fork"`
 	TpEnterExecve   *ebpf.ProgramSpec `ebpf:"tp_enter_execve"`
 	TpEnterExecveat *ebpf.ProgramSpec `ebpf:"tp_enter_execveat"`
@@ -151,6 +163,7 @@ type processMapSpecs struct {
 	Dropped       *ebpf.MapSpec `ebpf:"dropped"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch   *ebpf.MapSpec `ebpf:"exec_scratch"`
+	ExitReported  *ebpf.MapSpec `ebpf:"exit_reported"`
 	InflightExecs *ebpf.MapSpec `ebpf:"inflight_execs"`
 }
 
@@ -188,6 +201,7 @@ type processMaps struct {
 	Dropped       *ebpf.Map `ebpf:"dropped"`
 	Events        *ebpf.Map `ebpf:"events"`
 	ExecScratch   *ebpf.Map `ebpf:"exec_scratch"`
+	ExitReported  *ebpf.Map `ebpf:"exit_reported"`
 	InflightExecs *ebpf.Map `ebpf:"inflight_execs"`
 }
 
@@ -196,6 +210,7 @@ func (m *processMaps) Close() error {
 		m.Dropped,
 		m.Events,
 		m.ExecScratch,
+		m.ExitReported,
 		m.InflightExecs,
 	)
 }
@@ -217,9 +232,11 @@ type processVariables struct {
 type processPrograms struct {
 	RawTpExec       *ebpf.Program `ebpf:"raw_tp_exec"`
 	RawTpExit       *ebpf.Program `ebpf:"raw_tp_exit"`
+	RawTpExitGd     *ebpf.Program `ebpf:"raw_tp_exit_gd"`
 	RawTpFork       *ebpf.Program `ebpf:"raw_tp_fork"`
 	TpBtfExec       *ebpf.Program `ebpf:"tp_btf_exec"`
 	TpBtfExit       *ebpf.Program `ebpf:"tp_btf_exit"`
+	TpBtfExitGd     *ebpf.Program `ebpf:"tp_btf_exit_gd"`
 	TpBtfFork       *ebpf.Program `ebpf:"tp_btf_fork"`
 	TpEnterExecve   *ebpf.Program `ebpf:"tp_enter_execve"`
 	TpEnterExecveat *ebpf.Program `ebpf:"tp_enter_execveat"`
@@ -231,9 +248,11 @@ func (p *processPrograms) Close() error {
 	return _ProcessClose(
 		p.RawTpExec,
 		p.RawTpExit,
+		p.RawTpExitGd,
 		p.RawTpFork,
 		p.TpBtfExec,
 		p.TpBtfExit,
+		p.TpBtfExitGd,
 		p.TpBtfFork,
 		p.TpEnterExecve,
 		p.TpEnterExecveat,
