@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigilproject/vigil/internal/config"
+	_ "github.com/vigilproject/vigil/internal/probe/all" // the default config names every probe
 	"github.com/vigilproject/vigil/internal/probe/process"
 )
 

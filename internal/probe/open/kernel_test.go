@@ -45,6 +45,8 @@ type childOp struct {
 // childMain waits for a line on stdin, then opens a known set of files in
 // dir with raw syscalls and reports each result as JSON on stdout.
 func childMain(dir string) {
+	// The runtime's own start-up opens are over: tell the parent.
+	fmt.Println("ready")
 	in := bufio.NewReader(os.Stdin)
 	if _, err := in.ReadString('\n'); err != nil {
 		os.Exit(2)
@@ -91,6 +93,9 @@ func childMain(dir string) {
 // needBPF skips the test when it cannot load BPF programs.
 func needBPF(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("kernel test: skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root (CAP_BPF, CAP_PERFMON) to load BPF programs")
 	}
@@ -99,7 +104,7 @@ func needBPF(t *testing.T) {
 type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   *strings.Builder
+	out   *bufio.Reader
 }
 
 func startChild(t *testing.T, dir string) *child {
@@ -110,13 +115,19 @@ func startChild(t *testing.T, dir string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &strings.Builder{}
-	cmd.Stdout = out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("child did not start: %q %v", line, err)
+	}
 	return &child{cmd: cmd, stdin: stdin, out: out}
 }
 
@@ -125,12 +136,16 @@ func (c *child) run(t *testing.T) []childOp {
 	if _, err := io.WriteString(c.stdin, "go\n"); err != nil {
 		t.Fatal(err)
 	}
+	rest, err := io.ReadAll(c.out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.cmd.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
 	var ops []childOp
-	if err := json.Unmarshal([]byte(c.out.String()), &ops); err != nil {
-		t.Fatalf("child output %q: %v", c.out.String(), err)
+	if err := json.Unmarshal(rest, &ops); err != nil {
+		t.Fatalf("child output %q: %v", rest, err)
 	}
 	return ops
 }

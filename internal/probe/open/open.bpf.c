@@ -40,6 +40,8 @@ volatile const bool use_comm_filter = false;
 volatile const char comm_filter[TASK_COMM_LEN] = {};
 volatile const __u32 n_prefixes = 0;
 volatile const bool resolve_paths = true;
+/* Wake the reader only once this many bytes wait (0: on every record). */
+volatile const __u64 wakeup_bytes = 0;
 
 struct open_event {
 	__u8 kind;
@@ -473,6 +475,8 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	long n;
 
 	count_open(ret);
+	if (!events_on())
+		return 0; /* counts only: skip the inflight lookup */
 	a = bpf_map_lookup_elem(&inflight, &tid);
 	if (!a)
 		return 0;
@@ -544,7 +548,10 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	/* pos <= PATH_BUF - 1, so size <= PATH_BUF; the mask shows the verifier. */
 	__u64 size = pos + 1;
 	asm volatile("%[size] &= 8191" : [size] "+r"(size));
-	if (bpf_ringbuf_output(&events, e, offsetof(struct open_event, path) + size, 0))
+	__u64 flags = 0;
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, offsetof(struct open_event, path) + size, flags))
 		count_drop();
 out:
 	bpf_map_delete_elem(&inflight, &tid);

@@ -40,6 +40,10 @@ const (
 type Config struct {
 	Enabled     bool   `yaml:"enabled"`
 	RingbufSize uint32 `yaml:"ringbuf_size"` // bytes: a power of two, at least 4096
+	// RingbufWakeupBytes batches reader wake-ups: the kernel wakes vigil
+	// once this many bytes wait; smaller batches are collected every
+	// kernel.RingPollInterval. 0 wakes on every record.
+	RingbufWakeupBytes uint32 `yaml:"ringbuf_wakeup_bytes"`
 	// Events lets open events reach user space while a consumer (a trace,
 	// an event rule) subscribes to them; counts are kept either way.
 	Events bool `yaml:"events"`
@@ -60,7 +64,7 @@ type Config struct {
 
 // DefaultConfig is the embedded default.
 func DefaultConfig() *Config {
-	return &Config{Enabled: true, RingbufSize: 4 << 20, Events: true, ResolvePaths: true, ExcludeSelf: true, CgroupRoot: "/sys/fs/cgroup"}
+	return &Config{Enabled: true, RingbufSize: 4 << 20, RingbufWakeupBytes: 64 << 10, Events: true, ResolvePaths: true, ExcludeSelf: true, CgroupRoot: "/sys/fs/cgroup"}
 }
 
 // IsEnabled implements probe.Config.
@@ -70,6 +74,9 @@ func (c *Config) IsEnabled() bool { return c.Enabled }
 func (c *Config) Validate() error {
 	if c.RingbufSize < 4096 || c.RingbufSize&(c.RingbufSize-1) != 0 {
 		return fmt.Errorf("ringbuf_size: %d is not a power of two of at least 4096", c.RingbufSize)
+	}
+	if c.RingbufWakeupBytes >= c.RingbufSize/2 {
+		return fmt.Errorf("ringbuf_wakeup_bytes: %d must be below half of ringbuf_size (%d)", c.RingbufWakeupBytes, c.RingbufSize)
 	}
 	if len(c.PIDs) > MaxFilterPIDs {
 		return fmt.Errorf("pids: %d given, at most %d", len(c.PIDs), MaxFilterPIDs)
@@ -179,6 +186,7 @@ func (p *Probe) Start(env *probe.Env) error {
 			"comm_filter":       comm,
 			"n_prefixes":        uint32(len(p.cfg.PathPrefixes)),
 			"resolve_paths":     p.cfg.ResolvePaths,
+			"wakeup_bytes":      uint64(p.cfg.RingbufWakeupBytes),
 		},
 		MapSizes: map[string]uint32{"events": p.cfg.RingbufSize},
 		Disabled: env.DisabledHooks,

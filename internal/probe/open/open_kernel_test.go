@@ -1,14 +1,18 @@
 package open
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/metrics"
 )
 
 // A child opens known files; the events carry the exact absolute path,
@@ -154,5 +158,98 @@ func TestKernelOpenFilters(t *testing.T) {
 	}
 	if n := p.obj.Received.Load(); n != 1 {
 		t.Errorf("%d records crossed to user space, want 1: filtering must happen in the kernel", n)
+	}
+}
+
+// With nobody consuming open events, no record crosses to user space, yet
+// the kernel counts every open.
+func TestKernelOpenCountsWithoutConsumer(t *testing.T) {
+	needBPF(t)
+	dir := testDir(t)
+	cgDir, cgID := newCgroup(t)
+	c := startChild(t, dir)
+	moveTo(t, cgDir, c.cmd.Process.Pid)
+	p := startProbe(t, DefaultConfig(), event.NewBus())
+	c.run(t)
+	time.Sleep(100 * time.Millisecond)
+	if n := p.obj.Received.Load(); n != 0 {
+		t.Errorf("%d records crossed to user space with no consumer", n)
+	}
+	counts, err := p.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total, failed uint64
+	for _, k := range counts {
+		if k.CgroupID == cgID {
+			total += k.Count
+			if k.Errno != 0 {
+				failed += k.Count
+			}
+		}
+	}
+	if total != 9 || failed != 3 {
+		t.Errorf("kernel counts for the child's cgroup: %d opens, %d failed; want 9 and 3", total, failed)
+	}
+}
+
+// A container filter selects the container's cgroup in the kernel, and the
+// open metrics carry the container's short id.
+func TestKernelOpenContainer(t *testing.T) {
+	needBPF(t)
+	dir := testDir(t)
+	id := fmt.Sprintf("%016x", time.Now().UnixNano()) + strings.Repeat("ab", 24)
+	parent, _ := newCgroup(t)
+	ctr := filepath.Join(parent, "docker-"+id+".scope")
+	if err := os.Mkdir(ctr, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(ctr) })
+	c := startChild(t, dir)
+	moveTo(t, ctr, c.cmd.Process.Pid)
+
+	cfg := DefaultConfig()
+	cfg.Containers = []string{id[:12]}
+	bus := event.NewBus()
+	sub := bus.Subscribe("test", 1024, event.KindOpen)
+	p := startProbe(t, cfg, bus)
+	c.run(t)
+	got := collect(t, sub, time.Second, func(evs []*event.Open) bool { return len(evs) > 9 })
+	if len(got) != 9 {
+		t.Errorf("%d events through the container filter, want the child's 9", len(got))
+	}
+	for _, e := range got {
+		if e.PID != uint32(c.cmd.Process.Pid) || e.Container != id {
+			t.Errorf("event from pid %d container %q passed the filter", e.PID, e.Container)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&countCollector{p: p, ctrCap: metrics.NewLabelCap("test", "container", 1000)})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opens, enoent float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["container"] != id[:12] {
+				continue
+			}
+			switch mf.GetName() {
+			case "vigil_file_opens_total":
+				opens += m.GetCounter().GetValue()
+			case "vigil_file_open_errors_total":
+				if l["errno"] == "ENOENT" {
+					enoent += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if opens != 9 || enoent != 1 {
+		t.Errorf("metrics for container %s: %v opens, %v ENOENT; want 9 and 1", id[:12], opens, enoent)
 	}
 }

@@ -98,6 +98,7 @@ const (
 	openVarUseCgroupFilter = "use_cgroup_filter"
 	openVarUseCommFilter   = "use_comm_filter"
 	openVarUsePidFilter    = "use_pid_filter"
+	openVarWakeupBytes     = "wakeup_bytes"
 )
 
 // loadOpen returns the embedded CollectionSpec for open.
@@ -184,6 +185,7 @@ type openVariableSpecs struct {
 	UseCgroupFilter *ebpf.VariableSpec `ebpf:"use_cgroup_filter"`
 	UseCommFilter   *ebpf.VariableSpec `ebpf:"use_comm_filter"`
 	UsePidFilter    *ebpf.VariableSpec `ebpf:"use_pid_filter"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // openObjects contains all objects after they have been loaded into the kernel.
@@ -250,6 +252,7 @@ type openVariables struct {
 	UseCgroupFilter *ebpf.Variable `ebpf:"use_cgroup_filter"`
 	UseCommFilter   *ebpf.Variable `ebpf:"use_comm_filter"`
 	UsePidFilter    *ebpf.Variable `ebpf:"use_pid_filter"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // openPrograms contains all programs after they have been loaded into the kernel.

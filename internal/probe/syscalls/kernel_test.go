@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
 )
@@ -43,11 +44,13 @@ func TestMain(m *testing.M) {
 // childMain waits for "go", runs the workload on a thread whose comm is
 // name, prints "done" and waits for stdin to close.
 func childMain(name string) {
+	fmt.Println("ready")
 	in := bufio.NewReader(os.Stdin)
 	if _, err := in.ReadString('\n'); err != nil {
 		os.Exit(2)
 	}
 	done := make(chan struct{})
+	var slept [nSleeps]time.Duration
 	go func() {
 		defer close(done)
 		runtime.LockOSThread() // the thread ends with the goroutine
@@ -67,17 +70,24 @@ func childMain(name string) {
 			unix.RawSyscall(unix.SYS_GETCWD, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0)
 		}
 		ts := unix.NsecToTimespec(sleepFor.Nanoseconds())
-		for range nSleeps {
+		for i := range nSleeps {
+			t0 := time.Now()
 			unix.Syscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+			slept[i] = time.Since(t0)
 		}
 	}()
 	<-done
-	fmt.Println("done")
+	// What the child measured around each sleep: an upper bound of what
+	// the kernel measured between syscall entry and exit.
+	fmt.Println("done", int64(slept[0]), int64(slept[1]), int64(slept[2]))
 	_, _ = io.Copy(io.Discard, in)
 }
 
 func needBPF(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("kernel test: skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root (CAP_BPF, CAP_PERFMON) to load BPF programs")
 	}
@@ -88,6 +98,7 @@ type child struct {
 	stdin io.WriteCloser
 	out   *bufio.Reader
 	comm  string
+	slept []time.Duration // the child's own timing of each sleep
 }
 
 func startChild(t *testing.T) *child {
@@ -108,7 +119,11 @@ func startChild(t *testing.T) *child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), comm: comm}
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("child did not start: %q %v", line, err)
+	}
+	return &child{cmd: cmd, stdin: stdin, out: out, comm: comm}
 }
 
 // run starts the workload and waits until it is done.
@@ -118,19 +133,28 @@ func (c *child) run(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, err := c.out.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "done" {
+	f := strings.Fields(line)
+	if err != nil || len(f) != 1+nSleeps || f[0] != "done" {
 		t.Fatalf("child: %q %v", line, err)
+	}
+	for _, x := range f[1:] {
+		ns, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			t.Fatalf("child: %q", line)
+		}
+		c.slept = append(c.slept, time.Duration(ns))
 	}
 }
 
-func startProbe(t *testing.T, cfg *Config, reg prometheus.Registerer) *Probe {
+func startProbe(t *testing.T, cfg *Config, reg prometheus.Registerer, disabled ...kernel.HookKind) *Probe {
 	t.Helper()
 	p := New(cfg)
 	env := &probe.Env{
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: reg,
-		Procs:      proc.NewCache(1024, nil),
-		LabelLimit: 1 << 20,
+		DisabledHooks: disabled,
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer:    reg,
+		Procs:         proc.NewCache(1024, nil),
+		LabelLimit:    1 << 20,
 	}
 	if err := p.Start(env); err != nil {
 		if errors.Is(err, unix.EPERM) {
@@ -185,4 +209,3 @@ func byName(stats []Stat, comm string, cgroupID uint64) map[string]*Stat {
 	}
 	return out
 }
-

@@ -48,7 +48,15 @@ struct errno_key {
 	__u32 err;
 };
 
-/* Syscalls in flight, by thread. */
+/* Syscalls in flight, in task-local storage (tp_btf programs, 5.11+). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct start);
+} task_starts SEC(".maps");
+
+/* Syscalls in flight, by thread (raw_tp and tracepoint programs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -121,23 +129,32 @@ static __always_inline __u32 log2_u64(__u64 v)
 	return r;
 }
 
-static __always_inline int on_enter(long id)
+/* Whether a syscall entry is timed: not exit/exit_group, and filters pass. */
+static __always_inline bool wanted(long id)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct start s;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	/* exit and exit_group never return: nothing to time. */
 	if (id < 0 || id == NR_EXIT || id == NR_EXIT_GROUP)
-		return 0;
+		return false;
 	if (use_pid_filter && !bpf_map_lookup_elem(&filter_pids, &tgid))
-		return 0;
+		return false;
 	if (use_cgroup_filter) {
 		__u64 cg = bpf_get_current_cgroup_id();
 
 		if (!bpf_map_lookup_elem(&filter_cgroups, &cg))
-			return 0;
+			return false;
 	}
+	return true;
+}
+
+static __always_inline int on_enter(long id)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct start s;
+
+	if (!wanted(id))
+		return 0;
 	s.ts = bpf_ktime_get_ns();
 	s.nr = id;
 	s.pad = 0;
@@ -159,21 +176,12 @@ static __always_inline void account(struct stat_val *v, __u64 ns, bool failed)
 	v->hist[b]++;
 }
 
-static __always_inline int on_exit(long ret)
+static __always_inline int account_exit(__u32 nr, __u64 ns, long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
-	struct stat_key k = {};
+	struct stat_key k = {.nr = nr};
 	struct stat_val *v;
 	__u32 zero = 0;
-	__u64 ns;
 	bool failed;
-
-	if (!s)
-		return 0;
-	ns = bpf_ktime_get_ns() - s->ts;
-	k.nr = s->nr;
-	bpf_map_delete_elem(&starts, &tid);
 
 	/* Negative errno values; fd-returning and other calls are >= 0. */
 	failed = ret < 0 && ret >= -4095;
@@ -191,9 +199,9 @@ static __always_inline int on_exit(long ret)
 			bpf_map_update_elem(&stats, &k, z, BPF_NOEXIST);
 		v = bpf_map_lookup_elem(&stats, &k);
 		if (!v) {
-			__u32 nr = k.nr & (MAX_NR - 1);
+			__u32 idx = k.nr & (MAX_NR - 1);
 
-			v = bpf_map_lookup_elem(&stats_overflow, &nr);
+			v = bpf_map_lookup_elem(&stats_overflow, &idx);
 		}
 	}
 	if (v)
@@ -208,9 +216,9 @@ static __always_inline int on_exit(long ret)
 		} else if (bpf_map_update_elem(&errnos, &ek, &one, BPF_NOEXIST)) {
 			n = bpf_map_lookup_elem(&errnos, &ek);
 			if (!n) {
-				__u32 nr = k.nr & (MAX_NR - 1);
+				__u32 idx = k.nr & (MAX_NR - 1);
 
-				n = bpf_map_lookup_elem(&errnos_overflow, &nr);
+				n = bpf_map_lookup_elem(&errnos_overflow, &idx);
 			}
 			if (n)
 				(*n)++;
@@ -219,10 +227,39 @@ static __always_inline int on_exit(long ret)
 	return 0;
 }
 
+static __always_inline int on_exit(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	__u64 ns;
+	__u32 nr;
+
+	if (!s)
+		return 0;
+	ns = bpf_ktime_get_ns() - s->ts;
+	nr = s->nr;
+	bpf_map_delete_elem(&starts, &tid);
+	return account_exit(nr, ns, ret);
+}
+
+/*
+ * The tp_btf pair keeps the start in task-local storage: no hash insert and
+ * delete per syscall. User space attaches both programs of a pair through
+ * the same hook kind, so the two sides always share a store.
+ */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(tp_btf_sys_enter, struct pt_regs *regs, long id)
 {
-	return on_enter(id);
+	struct start *s;
+
+	if (!wanted(id))
+		return 0;
+	s = bpf_task_storage_get(&task_starts, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	s->ts = bpf_ktime_get_ns();
+	s->nr = id;
+	return 0;
 }
 
 SEC("raw_tp/sys_enter")
@@ -234,7 +271,14 @@ int BPF_PROG(raw_tp_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
 {
-	return on_exit(ret);
+	struct start *s = bpf_task_storage_get(&task_starts, bpf_get_current_task_btf(), 0, 0);
+	__u64 ts;
+
+	if (!s || !s->ts)
+		return 0;
+	ts = s->ts;
+	s->ts = 0;
+	return account_exit(s->nr, bpf_ktime_get_ns() - ts, ret);
 }
 
 SEC("raw_tp/sys_exit")

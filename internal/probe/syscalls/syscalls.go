@@ -8,10 +8,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"syscall"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
@@ -118,7 +121,14 @@ func (p *Probe) Start(env *probe.Env) error {
 	if err != nil {
 		return fmt.Errorf("%s: reading embedded BPF object: %w", Name, err)
 	}
-	obj, err := kernel.Load(spec, kernel.LoadOptions{
+	// The tp_btf pair keeps syscall start times in task storage (5.11+);
+	// without it, drop the map and those programs so the pair falls back.
+	if features.HaveMapType(ebpf.TaskStorage) != nil {
+		delete(spec.Maps, "task_starts")
+		delete(spec.Programs, "tp_btf_sys_enter")
+		delete(spec.Programs, "tp_btf_sys_exit")
+	}
+	opts := kernel.LoadOptions{
 		Probe:    Name,
 		Programs: Programs(),
 		Constants: map[string]any{
@@ -128,9 +138,19 @@ func (p *Probe) Start(env *probe.Env) error {
 		},
 		MapSizes: map[string]uint32{"stats": p.cfg.MaxEntries},
 		Disabled: env.DisabledHooks,
-	})
+	}
+	obj, err := kernel.Load(spec, opts)
 	if err != nil {
 		return err
+	}
+	// Entry and exit must share a store: same hook kind for both.
+	for hooksDiffer(obj) {
+		kind := obj.Programs[0].Hook
+		_ = obj.Close()
+		opts.Disabled = append(slices.Clone(opts.Disabled), kind)
+		if obj, err = kernel.Load(spec, opts); err != nil {
+			return err
+		}
 	}
 	for _, pid := range p.cfg.PIDs {
 		if err := obj.Maps["filter_pids"].Put(pid, uint8(1)); err != nil {
@@ -149,6 +169,12 @@ func (p *Probe) Start(env *probe.Env) error {
 		})
 	}
 	return nil
+}
+
+// hooksDiffer reports whether sys_enter and sys_exit attached through
+// different hook kinds.
+func hooksDiffer(obj *kernel.Object) bool {
+	return len(obj.Programs) == 2 && obj.Programs[0].Hook != obj.Programs[1].Hook
 }
 
 // Run implements probe.Probe: the kernel aggregates, so there is nothing to

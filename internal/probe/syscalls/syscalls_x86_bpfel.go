@@ -53,6 +53,7 @@ const (
 	syscallsMapStarts          = "starts"
 	syscallsMapStats           = "stats"
 	syscallsMapStatsOverflow   = "stats_overflow"
+	syscallsMapTaskStarts      = "task_starts"
 	syscallsMapZeroVal         = "zero_val"
 	syscallsProgRawTpSysEnter  = "raw_tp_sys_enter"
 	syscallsProgRawTpSysExit   = "raw_tp_sys_exit"
@@ -130,6 +131,7 @@ type syscallsMapSpecs struct {
 	Starts         *ebpf.MapSpec `ebpf:"starts"`
 	Stats          *ebpf.MapSpec `ebpf:"stats"`
 	StatsOverflow  *ebpf.MapSpec `ebpf:"stats_overflow"`
+	TaskStarts     *ebpf.MapSpec `ebpf:"task_starts"`
 	ZeroVal        *ebpf.MapSpec `ebpf:"zero_val"`
 }
 
@@ -173,6 +175,7 @@ type syscallsMaps struct {
 	Starts         *ebpf.Map `ebpf:"starts"`
 	Stats          *ebpf.Map `ebpf:"stats"`
 	StatsOverflow  *ebpf.Map `ebpf:"stats_overflow"`
+	TaskStarts     *ebpf.Map `ebpf:"task_starts"`
 	ZeroVal        *ebpf.Map `ebpf:"zero_val"`
 }
 
@@ -185,6 +188,7 @@ func (m *syscallsMaps) Close() error {
 		m.Starts,
 		m.Stats,
 		m.StatsOverflow,
+		m.TaskStarts,
 		m.ZeroVal,
 	)
 }
