@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"sync"
@@ -43,6 +44,7 @@ type aggLabels struct{ container, comm, remote string }
 type aggTotals struct {
 	retrans, resetsSent, resetsReceived uint64
 	rttCount, rttSumUS                  uint64
+	bytesSent, bytesReceived            uint64
 	slots                               [rttSlots]uint64
 }
 
@@ -52,6 +54,8 @@ func (a *aggTotals) add(b *tcpAggVal) {
 	a.resetsReceived += b.ResetsReceived
 	a.rttCount += b.RttCount
 	a.rttSumUS += b.RttSumUs
+	a.bytesSent += b.BytesSent
+	a.bytesReceived += b.BytesReceived
 	for i := range a.slots {
 		a.slots[i] += b.RttSlots[i]
 	}
@@ -72,6 +76,8 @@ func (a *aggTotals) addDelta(cur, prev *aggTotals) {
 	a.resetsReceived += delta(cur.resetsReceived, prev.resetsReceived)
 	a.rttCount += delta(cur.rttCount, prev.rttCount)
 	a.rttSumUS += delta(cur.rttSumUS, prev.rttSumUS)
+	a.bytesSent += delta(cur.bytesSent, prev.bytesSent)
+	a.bytesReceived += delta(cur.bytesReceived, prev.bytesReceived)
 	for i := range a.slots {
 		a.slots[i] += delta(cur.slots[i], prev.slots[i])
 	}
@@ -87,6 +93,9 @@ var (
 	resetsDesc = prometheus.NewDesc("vigil_tcp_resets_total",
 		"TCP resets sent and received, by owner and remote address (capped; comm \"\" for resets no tracked socket owns).",
 		[]string{"direction", "container", "comm", "remote"}, nil)
+	bytesDesc = prometheus.NewDesc("vigil_tcp_bytes_total",
+		"TCP payload bytes sent (acknowledged by the peer) and received, by owner and remote address (capped); advanced by the sampled tcp:tcp_probe hits and completed at close.",
+		[]string{"direction", "container", "comm", "remote"}, nil)
 	activeDesc = prometheus.NewDesc("vigil_tcp_connections_active",
 		"Established TCP connections in the socket table.", []string{"direction"}, nil)
 	tableEntriesDesc = prometheus.NewDesc("vigil_tcp_table_entries",
@@ -99,7 +108,7 @@ var (
 	untrackedDesc = prometheus.NewDesc("vigil_tcp_untracked_closes_total",
 		"Closes of established sockets the socket table did not know (opened before the agent started, or evicted).", nil, nil)
 	rttSamplesDesc = prometheus.NewDesc("vigil_tcp_rtt_samples_total",
-		"tcp:tcp_probe hits recorded or skipped by the sampling knob.", []string{"result"}, nil)
+		"tcp:tcp_probe hits recorded into the RTT histograms (one in rtt_sample_every per CPU).", nil, nil)
 	ifBytesDesc = prometheus.NewDesc("vigil_net_interface_bytes_total",
 		"Bytes received and transmitted per network interface (net:netif_receive_skb, net:net_dev_xmit).",
 		[]string{"interface", "netns", "direction"}, nil)
@@ -133,7 +142,7 @@ func newAggCollector(p *Probe, limit int) *aggCollector {
 
 // Describe implements prometheus.Collector.
 func (c *aggCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{rttDesc, retransDesc, resetsDesc, activeDesc, tableEntriesDesc, tableEvictDesc,
+	for _, d := range []*prometheus.Desc{rttDesc, bytesDesc, retransDesc, resetsDesc, activeDesc, tableEntriesDesc, tableEvictDesc,
 		tableFailDesc, untrackedDesc, rttSamplesDesc, ifBytesDesc, ifPacketsDesc, cgBytesDesc, cgPacketsDesc} {
 		ch <- d
 	}
@@ -194,13 +203,14 @@ func (c *aggCollector) Collect(ch chan<- prometheus.Metric) {
 	c.table(ch, "listeners", listeners, cnt[cListenInsert], cnt[cListenDelete], 0)
 	c.table(ch, "aggregates", len(seen), cnt[cAggInsert], 0, cnt[cAggInsertFail])
 	ch <- prometheus.MustNewConstMetric(untrackedDesc, prometheus.CounterValue, float64(cnt[cUntrackedClose]))
-	ch <- prometheus.MustNewConstMetric(rttSamplesDesc, prometheus.CounterValue, float64(cnt[cRTTSamples]), "recorded")
-	ch <- prometheus.MustNewConstMetric(rttSamplesDesc, prometheus.CounterValue, float64(cnt[cRTTSkipped]), "skipped")
+	ch <- prometheus.MustNewConstMetric(rttSamplesDesc, prometheus.CounterValue, float64(cnt[cRTTSamples]))
 
 	for l, t := range c.cum {
 		ch <- prometheus.MustNewConstMetric(retransDesc, prometheus.CounterValue, float64(t.retrans), l.container, l.comm, l.remote)
 		ch <- prometheus.MustNewConstMetric(resetsDesc, prometheus.CounterValue, float64(t.resetsSent), "sent", l.container, l.comm, l.remote)
 		ch <- prometheus.MustNewConstMetric(resetsDesc, prometheus.CounterValue, float64(t.resetsReceived), "received", l.container, l.comm, l.remote)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.bytesSent), "sent", l.container, l.comm, l.remote)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.bytesReceived), "received", l.container, l.comm, l.remote)
 		if t.rttCount == 0 {
 			continue
 		}
@@ -333,12 +343,37 @@ func readCounters(m *ebpf.Map) [cMax]uint64 {
 	return out
 }
 
-// iterate visits every entry of a hash map; the walk is bounded by the
-// map's size even if entries churn underneath.
+// iterate visits every entry of a hash map, in batches of 4096 where the
+// kernel supports batch lookups (5.6+), else one entry at a time. The walk
+// is bounded by the map's size even if entries churn underneath.
 func iterate[K comparable, V any](m *ebpf.Map, fn func(K, V)) {
 	if m == nil {
 		return
 	}
+	const chunk = 4096
+	keys := make([]K, chunk)
+	vals := make([]V, chunk)
+	var cursor ebpf.MapBatchCursor
+	seen := uint32(0)
+	for seen <= m.MaxEntries() {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			fn(keys[i], vals[i])
+		}
+		seen += uint32(n)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return // that was the last batch
+		}
+		if err != nil {
+			if seen == 0 {
+				iterateOne(m, fn)
+			}
+			return
+		}
+	}
+}
+
+func iterateOne[K comparable, V any](m *ebpf.Map, fn func(K, V)) {
 	var k K
 	var v V
 	it := m.Iterate()

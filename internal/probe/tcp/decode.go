@@ -68,7 +68,7 @@ const (
 	cAggInsert
 	cAggInsertFail
 	cRTTSamples
-	cRTTSkipped
+	cRTTSkipped // unused
 	cIfInsertFail
 	cCgInsertFail
 	cMax
@@ -101,12 +101,13 @@ func decodeEvent(b []byte) (tcpTcpEvent, error) {
 	return e, nil
 }
 
-// addr formats a 16-byte address field of the given family.
+// addr returns a 16-byte address field of the given family.
 func addr(family uint16, b [16]uint8) netip.Addr {
 	if family == afInet {
 		return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
 	}
-	return netip.AddrFrom16(b)
+	// IPv4 peers of dual-stack IPv6 sockets show as plain IPv4.
+	return netip.AddrFrom16(b).Unmap()
 }
 
 func familyName(f uint16) string {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
 )
@@ -35,8 +36,11 @@ type harness struct {
 	done   chan struct{}
 }
 
-func startProbe(t *testing.T, cfg *Config) *harness {
+func startProbe(t *testing.T, cfg *Config, disabled ...kernel.HookKind) *harness {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("kernel test: skipped with -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root to load BPF programs")
 	}
@@ -44,11 +48,12 @@ func startProbe(t *testing.T, cfg *Config) *harness {
 	sub := bus.Subscribe("test", 1<<16)
 	h := &harness{p: New(cfg), reg: prometheus.NewRegistry(), done: make(chan struct{})}
 	env := &probe.Env{
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: h.reg,
-		Bus:        bus,
-		Procs:      proc.NewCache(4096, proc.NewCgroups("/sys/fs/cgroup", 1024)),
-		LabelLimit: 1000,
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer:    h.reg,
+		Bus:           bus,
+		Procs:         proc.NewCache(4096, proc.NewCgroups("/sys/fs/cgroup", 1024)),
+		LabelLimit:    1000,
+		DisabledHooks: disabled,
 	}
 	if err := h.p.Start(env); err != nil {
 		if errors.Is(err, unix.EPERM) {

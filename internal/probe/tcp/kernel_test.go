@@ -148,11 +148,13 @@ func TestConnectRefused(t *testing.T) {
 // EHOSTUNREACH when it answers with ICMP host-unreachable, IPv6 across
 // the link, and interface counters equal to the kernel's own.
 func TestNetnsFailuresAndTraffic(t *testing.T) {
-	h := startProbe(t, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.InterfaceTraffic, cfg.CgroupTraffic = true, true
+	h := startProbe(t, cfg)
 	p := newNSPair(t)
 	run(t, "ip", "netns", "exec", p.client, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
 	run(t, "ip", "netns", "exec", p.server, "nft", "add table inet vt; add chain inet vt in { type filter hook input priority 0; }; "+
-		"add rule inet vt in tcp dport 7001 drop; add rule inet vt in tcp dport 7002 reject with icmp type host-unreachable")
+		"add rule inet vt in tcp dport 7001 drop; add rule inet vt in tcp dport { 7002, 7004 } reject with icmp type host-unreachable")
 
 	var errTimeout, errUnreach error
 	inNS(t, p.client, func() {
@@ -162,7 +164,21 @@ func TestNetnsFailuresAndTraffic(t *testing.T) {
 	if !errors.Is(errTimeout, unix.ETIMEDOUT) || !errors.Is(errUnreach, unix.EHOSTUNREACH) {
 		t.Fatalf("dials: %v / %v, want ETIMEDOUT / EHOSTUNREACH", errTimeout, errUnreach)
 	}
-	for port, want := range map[uint16]string{7001: "ETIMEDOUT", 7002: "EHOSTUNREACH"} {
+	// The same with a blocking connect(2), whose return value carries the errno.
+	var errBlocking error
+	inNS(t, p.client, func() {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			errBlocking = err
+			return
+		}
+		defer unix.Close(fd)
+		errBlocking = unix.Connect(fd, &unix.SockaddrInet4{Port: 7004, Addr: [4]byte(net.ParseIP(p.serverIP).To4())})
+	})
+	if !errors.Is(errBlocking, unix.EHOSTUNREACH) {
+		t.Fatalf("blocking connect: %v, want EHOSTUNREACH", errBlocking)
+	}
+	for port, want := range map[uint16]string{7001: "ETIMEDOUT", 7002: "EHOSTUNREACH", 7004: "EHOSTUNREACH"} {
 		ev := h.find(t, 1, 5*time.Second, func(e event.Event) bool {
 			c, ok := e.(*event.TCPConnect)
 			return ok && c.DAddr == p.serverIP && c.DPort == port
@@ -205,6 +221,27 @@ func TestNetnsFailuresAndTraffic(t *testing.T) {
 		}
 		if c.Family != "ipv6" || c.BytesSent != want[0] || c.BytesReceived != want[1] {
 			t.Errorf("%s IPv6 close: family %s sent %d received %d, want ipv6 %d %d", c.Direction, c.Family, c.BytesSent, c.BytesReceived, want[0], want[1])
+		}
+	}
+
+	// Per-owner TCP bytes, aggregated in the kernel, equal the payload.
+	for _, c := range []struct {
+		remote, dir string
+		want        float64
+	}{
+		{p.serverIP6, "sent", req}, {p.serverIP6, "received", resp},
+		{p.clientIP6, "sent", resp}, {p.clientIP6, "received", req},
+	} {
+		got, _ := h.metric(t, "vigil_tcp_bytes_total", map[string]string{"remote": c.remote, "direction": c.dir})
+		if got != c.want {
+			t.Errorf("vigil_tcp_bytes_total{remote=%s,direction=%s} = %v, want %v", c.remote, c.dir, got, c.want)
+		}
+	}
+	// Per-cgroup IP traffic (cgroup_skb) covers at least the payload.
+	if len(h.p.cgLinks) > 0 {
+		cg, _ := h.metric(t, "vigil_net_cgroup_bytes_total", map[string]string{"direction": "sent"})
+		if cg < req {
+			t.Errorf("vigil_net_cgroup_bytes_total{sent} = %v, want at least the %d bytes sent", cg, req)
 		}
 	}
 

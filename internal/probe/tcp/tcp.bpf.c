@@ -70,7 +70,7 @@ enum {
 	C_AGG_INSERT,
 	C_AGG_INSERT_FAIL,
 	C_RTT_SAMPLES,
-	C_RTT_SKIPPED,
+	C_RTT_SKIPPED, /* unused: skipped = runs - recorded */
 	C_IF_INSERT_FAIL,
 	C_CG_INSERT_FAIL,
 	C_MAX,
@@ -92,7 +92,8 @@ struct sock_info {
 	__u32 uid;
 	__u32 flags;
 	char comm[TASK_COMM_LEN];
-	/* Live counters, refreshed by sampled tcp_probe hits and retransmits. */
+	/* Live counters, refreshed by sampled tcp_probe hits and retransmits;
+	 * bytes are payload (SYN and FIN excluded). */
 	__u64 bytes_acked;
 	__u64 bytes_received;
 	__u64 updated_ns;
@@ -158,6 +159,8 @@ struct agg_val {
 	__u64 resets_received;
 	__u64 rtt_count;
 	__u64 rtt_sum_us;
+	__u64 bytes_sent;     /* payload acknowledged by the peer */
+	__u64 bytes_received; /* payload received */
 	__u64 rtt_slots[RTT_SLOTS];
 };
 
@@ -318,6 +321,22 @@ static __always_inline void fill_owner(struct sock_info *si)
 	bpf_get_current_comm(si->comm, sizeof(si->comm));
 }
 
+/* Which SYN/FIN sequence numbers a closing socket's byte counters include. */
+static __always_inline __u8 close_ctl(const struct sock *sk, struct sock_info *si)
+{
+	struct sock *s = (struct sock *)sk;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u8 shut = BPF_CORE_READ_BITFIELD_PROBED(s, sk_shutdown), ctl = 0;
+
+	if (si && (si->flags & F_ACTIVE))
+		ctl |= CTL_SYN_ACKED;
+	if ((shut & SEND_SHUTDOWN) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+		ctl |= CTL_FIN_ACKED;
+	if (shut & RCV_SHUTDOWN)
+		ctl |= CTL_FIN_RECEIVED;
+	return ctl;
+}
+
 static __always_inline void fill_event(struct tcp_event *e, const struct sock *sk, struct sock_info *si, __u8 kind)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -355,17 +374,8 @@ static __always_inline void fill_event(struct tcp_event *e, const struct sock *s
 		e->bytes_sent = BPF_CORE_READ(tp, bytes_sent);
 	if (bpf_core_field_exists(tp->bytes_retrans))
 		e->bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
-	if (kind == EV_CLOSE) {
-		struct sock *s = (struct sock *)sk;
-		__u8 shut = BPF_CORE_READ_BITFIELD_PROBED(s, sk_shutdown);
-
-		if (si && (si->flags & F_ACTIVE))
-			e->ctl |= CTL_SYN_ACKED;
-		if ((shut & SEND_SHUTDOWN) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
-			e->ctl |= CTL_FIN_ACKED;
-		if (shut & RCV_SHUTDOWN)
-			e->ctl |= CTL_FIN_RECEIVED;
-	}
+	if (kind == EV_CLOSE)
+		e->ctl = close_ctl(sk, si);
 	e->segs_in = BPF_CORE_READ(tp, segs_in);
 	e->segs_out = BPF_CORE_READ(tp, segs_out);
 	e->total_retrans = BPF_CORE_READ(tp, total_retrans);
@@ -401,6 +411,8 @@ static __always_inline void delete_sock(__u64 key)
 	if (bpf_map_delete_elem(&socks, &key) == 0)
 		count(C_SOCK_DELETE);
 }
+
+static __always_inline void account_close(const struct sock *sk, struct sock_info *si);
 
 static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
 {
@@ -521,6 +533,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	} else if (si->flags & F_ESTABLISHED) {
 		count(C_ESTABLISHED_CLOSED);
 		submit(sk, si, EV_CLOSE, oldstate, 0);
+		account_close(sk, si);
 	}
 	delete_sock(key);
 	return 0;
@@ -759,6 +772,39 @@ static __always_inline struct agg_val *agg_for(const struct sock *sk, struct soc
 	return bpf_map_lookup_elem(&agg, &k);
 }
 
+/*
+ * Per-owner TCP bytes: the sampled tcp_probe hits add each socket's payload
+ * progress since its previous sample; the close adds the rest, so the sum
+ * over a connection's life is its exact payload.
+ */
+static __always_inline void account_bytes(struct agg_val *v, struct sock_info *si, __u64 sent, __u64 received)
+{
+	if (sent > si->bytes_acked)
+		v->bytes_sent += sent - si->bytes_acked;
+	if (received > si->bytes_received)
+		v->bytes_received += received - si->bytes_received;
+	si->bytes_acked = sent;
+	si->bytes_received = received;
+}
+
+static __always_inline void account_close(const struct sock *sk, struct sock_info *si)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u64 sent = BPF_CORE_READ(tp, bytes_acked), received = BPF_CORE_READ(tp, bytes_received);
+	__u8 ctl = close_ctl(sk, si);
+	struct agg_val *v;
+
+	if ((ctl & CTL_SYN_ACKED) && sent)
+		sent--;
+	if ((ctl & CTL_FIN_ACKED) && sent)
+		sent--;
+	if ((ctl & CTL_FIN_RECEIVED) && received)
+		received--;
+	v = agg_for(sk, si);
+	if (v)
+		account_bytes(v, si, sent, received);
+}
+
 static __always_inline struct sock_info *owner_of(const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
@@ -904,6 +950,17 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return r;
 }
 
+static __always_inline bool sample_skip(void)
+{
+	__u32 zero = 0;
+	__u64 *tick;
+
+	if (rtt_sample_every <= 1)
+		return false;
+	tick = bpf_map_lookup_elem(&sample_tick, &zero);
+	return !tick || ++(*tick) % rtt_sample_every;
+}
+
 /*
  * tcp_probe fires for every segment an established socket receives. One in
  * rtt_sample_every hits (per CPU) records the smoothed RTT into the owner's
@@ -914,30 +971,27 @@ static __always_inline int handle_probe(const struct sock *sk)
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct sock_info *si;
 	struct agg_val *v;
-	__u32 zero = 0, srtt, slot;
+	__u32 srtt, slot;
 
-	if (rtt_sample_every > 1) {
-		__u64 *tick = bpf_map_lookup_elem(&sample_tick, &zero);
-
-		if (!tick)
-			return 0;
-		if (++(*tick) % rtt_sample_every) {
-			count(C_RTT_SKIPPED);
-			return 0;
-		}
-	}
+	if (sample_skip())
+		return 0;
 	srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
 	if (!srtt)
 		return 0;
 	count(C_RTT_SAMPLES);
 	si = owner_of(sk);
-	if (si) {
-		si->srtt_us = srtt;
-		si->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
-		si->bytes_received = BPF_CORE_READ(tp, bytes_received);
-		si->updated_ns = bpf_ktime_get_boot_ns();
-	}
 	v = agg_for(sk, si);
+	if (si) {
+		/* In ESTABLISHED an active socket's bytes_acked includes its SYN. */
+		__u64 sent = BPF_CORE_READ(tp, bytes_acked);
+
+		if ((si->flags & F_ACTIVE) && sent)
+			sent--;
+		si->srtt_us = srtt;
+		si->updated_ns = bpf_ktime_get_boot_ns();
+		if (v)
+			account_bytes(v, si, sent, BPF_CORE_READ(tp, bytes_received));
+	}
 	if (!v)
 		return 0;
 	slot = log2_slot(srtt);
@@ -952,7 +1006,60 @@ static __always_inline int handle_probe(const struct sock *sk)
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tp_btf_probe, struct sock *sk)
 {
-	return handle_probe(sk);
+	struct tcp_sock *tp;
+	struct sock_info *si;
+	struct agg_val *v;
+	struct agg_key k = {};
+	__u64 key = (__u64)sk;
+	__u32 srtt, slot;
+
+	if (sample_skip())
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	srtt = tp->srtt_us >> 3;
+	if (!srtt)
+		return 0;
+	count(C_RTT_SAMPLES);
+	si = bpf_map_lookup_elem(&socks, &key);
+	if (si) {
+		k.cgroup_id = si->cgroup_id;
+		__builtin_memcpy(k.comm, si->comm, sizeof(k.comm));
+	}
+	k.family = sk->__sk_common.skc_family;
+	if (k.family == AF_INET)
+		*(__u32 *)k.raddr = sk->__sk_common.skc_daddr;
+	else if (k.family == AF_INET6)
+		bpf_probe_read_kernel(k.raddr, sizeof(k.raddr), &sk->__sk_common.skc_v6_daddr);
+	v = bpf_map_lookup_elem(&agg, &k);
+	if (!v) {
+		struct agg_val zero = {};
+
+		if (bpf_map_update_elem(&agg, &k, &zero, BPF_NOEXIST) == 0)
+			count(C_AGG_INSERT);
+		else
+			count(C_AGG_INSERT_FAIL);
+		v = bpf_map_lookup_elem(&agg, &k);
+		if (!v)
+			return 0;
+	}
+	if (si) {
+		__u64 sent = tp->bytes_acked;
+
+		if ((si->flags & F_ACTIVE) && sent)
+			sent--;
+		si->srtt_us = srtt;
+		si->updated_ns = bpf_ktime_get_boot_ns();
+		account_bytes(v, si, sent, tp->bytes_received);
+	}
+	slot = log2_slot(srtt);
+	if (slot >= RTT_SLOTS)
+		slot = RTT_SLOTS - 1;
+	v->rtt_slots[slot]++;
+	v->rtt_count++;
+	v->rtt_sum_us += srtt;
+	return 0;
 }
 
 SEC("raw_tp/tcp_probe")
@@ -963,14 +1070,10 @@ int BPF_PROG(raw_tp_probe, struct sock *sk)
 
 /* --- Traffic per interface (net tracepoints) and per cgroup (cgroup_skb). --- */
 
-static __always_inline struct if_val *if_for(struct net_device *dev)
+/* Interface entry; the name is read once, when the entry is created. */
+static __always_inline struct if_val *if_entry(struct net_device *dev, struct if_key k)
 {
-	struct if_key k = {};
-	struct if_val *v;
-
-	k.ifindex = BPF_CORE_READ(dev, ifindex);
-	k.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	v = bpf_map_lookup_elem(&ifstats, &k);
+	struct if_val *v = bpf_map_lookup_elem(&ifstats, &k);
 	if (v)
 		return v;
 	{
@@ -981,6 +1084,15 @@ static __always_inline struct if_val *if_for(struct net_device *dev)
 			count(C_IF_INSERT_FAIL);
 	}
 	return bpf_map_lookup_elem(&ifstats, &k);
+}
+
+static __always_inline struct if_val *if_for(struct net_device *dev)
+{
+	struct if_key k = {};
+
+	k.ifindex = BPF_CORE_READ(dev, ifindex);
+	k.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return if_entry(dev, k);
 }
 
 static __always_inline int handle_xmit(struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
@@ -997,10 +1109,27 @@ static __always_inline int handle_xmit(struct sk_buff *skb, int rc, struct net_d
 	return 0;
 }
 
+/*
+ * The per-packet programs come in two bodies: tp_btf reads kernel memory
+ * with direct (BTF-checked) loads, raw_tp through bpf_probe_read_kernel,
+ * which costs a helper call per field.
+ */
 SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(tp_btf_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
 {
-	return handle_xmit(skb, rc, dev, len);
+	struct if_key k = {};
+	struct if_val *v;
+
+	if (rc != 0 || !dev)
+		return 0;
+	k.ifindex = dev->ifindex;
+	k.netns = dev->nd_net.net->ns.inum;
+	v = if_entry(dev, k);
+	if (v) {
+		v->tx_bytes += len;
+		v->tx_packets++;
+	}
+	return 0;
 }
 
 SEC("raw_tp/net_dev_xmit")
@@ -1035,7 +1164,29 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_btf_receive, struct sk_buff *skb)
 {
-	return handle_receive(skb);
+	struct net_device *dev = skb->dev;
+	struct if_key k = {};
+	struct if_val *v;
+	unsigned char *head, *data;
+	__u32 len;
+	__u16 mac;
+
+	if (!dev)
+		return 0;
+	k.ifindex = dev->ifindex;
+	k.netns = dev->nd_net.net->ns.inum;
+	v = if_entry(dev, k);
+	if (!v)
+		return 0;
+	len = skb->len;
+	mac = skb->mac_header;
+	head = skb->head;
+	data = skb->data;
+	if (mac != (__u16)~0U && data >= head + mac && data - (head + mac) < 256)
+		len += data - (head + mac);
+	v->rx_bytes += len;
+	v->rx_packets++;
+	return 0;
 }
 
 SEC("raw_tp/netif_receive_skb")

@@ -57,7 +57,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Enabled: true, RingbufSize: 1 << 20, MaxSockets: 65536, MaxListeners: 4096, MaxAggregates: 4096,
-		RTTSampleEvery: 1, InterfaceTraffic: true, CgroupTraffic: true,
+		RTTSampleEvery: 8, InterfaceTraffic: false, CgroupTraffic: false,
 	}
 }
 
@@ -145,7 +145,6 @@ type Probe struct {
 	opened      *prometheus.CounterVec
 	failed      *prometheus.CounterVec
 	closed      *prometheus.CounterVec
-	bytes       *prometheus.CounterVec
 	connLatency *prometheus.HistogramVec
 	duration    *prometheus.HistogramVec
 	decodeErr   prometheus.Counter
@@ -249,10 +248,6 @@ func (p *Probe) registerMetrics(env *probe.Env) {
 		Name: "vigil_tcp_connections_closed_total",
 		Help: "Established TCP connections that closed.",
 	}, []string{"direction", "comm", "container"})
-	p.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "vigil_tcp_connection_bytes_total",
-		Help: "Payload bytes of closed TCP connections (sent = acknowledged by the peer), counted at close.",
-	}, []string{"direction", "comm", "container"})
 	p.connLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "vigil_tcp_connect_duration_seconds",
 		Help:    "Time from connect() to ESTABLISHED for outbound TCP connections.",
@@ -270,7 +265,7 @@ func (p *Probe) registerMetrics(env *probe.Env) {
 	})
 	p.agg = newAggCollector(p, limit)
 	if env.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.opened, p.failed, p.closed, p.bytes, p.connLatency, p.duration, p.decodeErr, p.agg} {
+		for _, c := range []prometheus.Collector{p.opened, p.failed, p.closed, p.connLatency, p.duration, p.decodeErr, p.agg} {
 			env.Registerer.MustRegister(c)
 		}
 	}
@@ -340,8 +335,6 @@ func (p *Probe) handle(b []byte) {
 		dur := since(r.TsNs, r.EstNs)
 		sent, received := payload(&r)
 		p.closed.WithLabelValues(conn.Direction, commL, ctr).Inc()
-		p.bytes.WithLabelValues("sent", commL, ctr).Add(float64(sent))
-		p.bytes.WithLabelValues("received", commL, ctr).Add(float64(received))
 		p.duration.WithLabelValues(conn.Direction).Observe(float64(dur) / 1e9)
 		if p.env.Bus.Wants(event.KindClose) {
 			e := &event.TCPClose{Header: p.header(event.KindClose, &r, pr, comm), TCPConn: conn,

@@ -29,6 +29,8 @@ type tcpAggVal struct {
 	ResetsReceived uint64
 	RttCount       uint64
 	RttSumUs       uint64
+	BytesSent      uint64
+	BytesReceived  uint64
 	RttSlots       [27]uint64
 }
 
