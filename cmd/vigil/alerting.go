@@ -25,9 +25,18 @@ type alerting struct {
 	log        *slog.Logger
 }
 
-// startAlerting builds the dispatcher and loads the rules (a bad rule file
-// is fatal here, with file:line), and mounts /api/v1/rules and
-// /api/v1/alerts on mux.
+// checkAlerting parses the rule files without touching the data dir, so
+// that `vigil run` reports a bad rule file (file:line) before attaching
+// anything, and a missing privilege before a missing data dir.
+func checkAlerting(cfg *config.Config) error {
+	if !cfg.Rules.IsEnabled() {
+		return nil
+	}
+	return rules.CheckFiles(cfg.Rules)
+}
+
+// startAlerting builds the dispatcher, opens the local TSDB and loads the
+// rules, and mounts /api/v1/rules and /api/v1/alerts on mux.
 func startAlerting(cfg *config.Config, reg *prometheus.Registry, mux *http.ServeMux, log *slog.Logger) (*alerting, error) {
 	d, err := alert.NewFromConfig(cfg.Alerting, os.Stdout, reg, log.With("component", "alert"))
 	if err != nil {

@@ -62,19 +62,25 @@ func runAgent(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	// Rules load before probes attach: a bad rule file fails fast.
+	// A bad rule file fails fast, before anything is attached.
+	if err := checkAlerting(cfg); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	// Subscribe before the probes start; events wait in the queue until
+	// the engine runs.
+	er.attach(a)
+	if err := a.Start(); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	defer a.Close()
 	al, err := startAlerting(cfg, a.Registry, srv.Mux, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
-	er.attach(a, al.Dispatcher)
-	if err := a.Start(); err != nil {
-		al.Close()
-		_ = srv.Shutdown(context.Background())
-		return err
-	}
-	defer a.Close()
+	er.setSink(al.Dispatcher)
 	log.Info("vigil started", "probes", a.Names(), "listen", srv.Addr(), "startup", a.StartupDuration().Round(time.Millisecond))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

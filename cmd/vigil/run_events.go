@@ -154,13 +154,19 @@ func (er *eventRules) probes(cfg *config.Config) []string {
 	return out
 }
 
-// attach sets the alert sink, subscribes to the bus and registers
-// metrics; call before a.Start so no event is missed.
-func (er *eventRules) attach(a *agent.Agent, sink eventrules.Sink) {
+// setSink sets where alerts go; call before run.
+func (er *eventRules) setSink(sink eventrules.Sink) {
+	if er != nil {
+		er.engine.SetSink(sink)
+	}
+}
+
+// attach subscribes to the bus and registers metrics; call before a.Start
+// so no event is missed.
+func (er *eventRules) attach(a *agent.Agent) {
 	if er == nil {
 		return
 	}
-	er.engine.SetSink(sink)
 	er.engine.SetProcs(a.Procs)
 	a.Registry.MustRegister(er.engine.Collectors()...)
 	for k, f := range er.engine.Ruleset().Pushdown() {

@@ -62,7 +62,8 @@ func registerTraceAlerts(app *kingpin.Application) {
 			}
 			sink = eventrules.Tee{disp, pr}
 		}
-		er.attach(a, sink)
+		er.attach(a)
+		er.setSink(sink)
 		if err := a.Start(); err != nil {
 			return err
 		}

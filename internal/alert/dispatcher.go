@@ -3,7 +3,6 @@ package alert
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -217,7 +216,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(min(max(d.opts.ResendInterval/4, 100*time.Millisecond), 5*time.Second))
 	defer tick.Stop()
-	var errs []error
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
@@ -230,10 +228,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
-	if err := d.saveIfChanged(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return d.saveIfChanged()
 }
 
 // resend queues firing alerts whose resend interval has elapsed, and resolves

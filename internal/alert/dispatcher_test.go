@@ -337,3 +337,16 @@ func TestDuplicateNotifierNames(t *testing.T) {
 func testValue(c *prometheus.CounterVec, label string) float64 {
 	return testutil.ToFloat64(c.WithLabelValues(label))
 }
+
+func TestTwoDispatchersShareARegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, errA := NewDispatcher(Options{Notifiers: []Notifier{newRecorder("a")}, Registerer: reg})
+	b, errB := NewDispatcher(Options{Notifiers: []Notifier{newRecorder("b")}, Registerer: reg})
+	if errA != nil || errB != nil || a == nil || b == nil {
+		t.Fatal(errA, errB)
+	}
+	n, err := testutil.GatherAndCount(reg, "vigil_notification_queue_length")
+	if err != nil || n != 2 {
+		t.Fatalf("%d queue-length series (%v), want one per notifier", n, err)
+	}
+}

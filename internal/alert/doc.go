@@ -31,7 +31,8 @@
 //	d.Send("events", []alert.Alert{a})
 //
 // The first argument of Send names the producer ("metrics" for the metric
-// rules, "internal" for vigil's own alerts, "events" for event rules).
+// rules, "rules-internal" for the rule engine's own alerts such as
+// VigilRuleReloadFailed, "events" for event rules).
 // Reconcile(source, current) resolves every tracked alert of that source not
 // in current; Active(sources...) lists what is firing (for /api/v1/alerts).
 //

@@ -1,6 +1,10 @@
 package alert
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	sent, failed, dropped *prometheus.CounterVec
@@ -37,7 +41,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.failed, m.dropped, m.queueLen, m.active, m.activeDropped)
+		m.sent = register(reg, m.sent)
+		m.failed = register(reg, m.failed)
+		m.dropped = register(reg, m.dropped)
+		m.queueLen = register(reg, m.queueLen)
+		m.active = register(reg, m.active)
+		m.activeDropped = register(reg, m.activeDropped)
 	}
 	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name, so that two dispatchers on one registry (say, in a test or
+// while components are being wired) share the per-notifier series instead of
+// panicking.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a different metric under one of our names: a programming error
+	}
+	return c
 }

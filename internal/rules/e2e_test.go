@@ -20,6 +20,7 @@ import (
 // activity stops, and that a real Prometheus scraping the agent with the
 // same rule file raises the same alert.
 func TestAgentEndToEnd(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	if testing.Short() {
 		t.Skip("-short: skipping end-to-end test")
 	}

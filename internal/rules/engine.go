@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	promrules "github.com/prometheus/prometheus/rules"
@@ -29,7 +28,7 @@ import (
 const Source = "metrics"
 
 // internalSource is used for the engine's own alerts (failed reloads).
-const internalSource = "internal"
+const internalSource = "rules-internal"
 
 // Options wire the engine into the agent.
 type Options struct {
@@ -64,8 +63,41 @@ type Engine struct {
 	reloadErr error       // non-nil while the last reload failed
 	reloadAlt alert.Alert // the VigilRuleReloadFailed alert while it fires
 
+	tmpDir string // set when the TSDB is a temporary one (data dir locked)
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// openTSDB opens the TSDB in cfg.DataDir. If another process holds that
+// directory's lock (a second agent, or tests running agents side by side),
+// the rules still run, over a temporary TSDB that is removed on Close: the
+// probes and alerts matter more than keeping history, and the warning says
+// what is lost.
+func openTSDB(cfg Config, log *slog.Logger) (*tsdb.DB, string, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, "", fmt.Errorf("rules: data dir: %w", err)
+	}
+	db, err := tsdb.Open(cfg.DataDir, log.With("subsystem", "tsdb"), nil, tsdbOptions(cfg), nil)
+	if err == nil {
+		return db, "", nil
+	}
+	if !strings.Contains(err.Error(), "lock DB directory") {
+		return nil, "", fmt.Errorf("rules: opening TSDB in %s: %w", cfg.DataDir, err)
+	}
+	tmp, terr := os.MkdirTemp("", "vigil-tsdb-")
+	if terr != nil {
+		return nil, "", fmt.Errorf("rules: TSDB in %s is locked by another process and no temporary one could be made: %w", cfg.DataDir, terr)
+	}
+	log.Warn("rules.data_dir is locked by another process (another vigil with the same data_dir?); "+
+		"using a temporary TSDB: rule history and `for` state will not survive a restart",
+		"data_dir", cfg.DataDir, "temporary", tmp)
+	db, err = tsdb.Open(tmp, log.With("subsystem", "tsdb"), nil, tsdbOptions(cfg), nil)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, "", fmt.Errorf("rules: opening temporary TSDB in %s: %w", tmp, err)
+	}
+	return db, tmp, nil
 }
 
 // New opens the TSDB in cfg.DataDir and loads the rule files. Any rule file
@@ -77,14 +109,11 @@ func New(opts Options) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("rules: data dir: %w", err)
-	}
-	db, err := tsdb.Open(cfg.DataDir, log.With("subsystem", "tsdb"), nil, tsdbOptions(cfg), nil)
+	db, tmpDir, err := openTSDB(cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("rules: opening TSDB in %s: %w", cfg.DataDir, err)
+		return nil, err
 	}
-	e := &Engine{cfg: cfg, opts: opts, log: log, db: db, m: newEngineMetrics()}
+	e := &Engine{cfg: cfg, opts: opts, log: log, db: db, tmpDir: tmpDir, m: newEngineMetrics()}
 	e.qe = promql.NewEngine(promql.EngineOpts{
 		Logger:               log.With("subsystem", "promql"),
 		MaxSamples:           cfg.MaxSamples,
@@ -108,11 +137,11 @@ func New(opts Options) (*Engine, error) {
 		GroupLoader:     loader{},
 	})
 	e.feed = newFeeder(opts.Gatherer, db, e.m)
-	e.m.collectorsDone = []prometheus.Collector{
+	e.m.extra = []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vigil_tsdb_storage_bytes",
 			Help: "Bytes used by the local TSDB on disk (blocks, WAL, head chunks).",
-		}, func() float64 { return float64(dirSize(cfg.DataDir)) }),
+		}, func() float64 { return float64(dirSize(db.Dir())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vigil_tsdb_head_series",
 			Help: "Series in the in-memory head of the local TSDB.",
@@ -121,7 +150,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registerer != nil {
 		for _, c := range e.m.collectors() {
 			if err := opts.Registerer.Register(c); err != nil {
-				db.Close()
+				e.Close()
 				return nil, fmt.Errorf("rules: registering metrics: %w", err)
 			}
 		}
@@ -129,6 +158,11 @@ func New(opts Options) (*Engine, error) {
 	if err := e.Reload(); err != nil {
 		e.Close()
 		return nil, err
+	}
+	// A VigilRuleReloadFailed restored from the dispatcher's state file is
+	// over: the rules just loaded.
+	if opts.Dispatcher != nil {
+		opts.Dispatcher.Reconcile(internalSource, nil)
 	}
 	return e, nil
 }
@@ -174,6 +208,9 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		e.closeErr = errors.Join(e.qe.Close(), e.db.Close())
+		if e.tmpDir != "" {
+			os.RemoveAll(e.tmpDir)
+		}
 	})
 	return e.closeErr
 }
@@ -250,6 +287,19 @@ func (e *Engine) Reload() error {
 	}
 	e.log.Info("rules loaded", "files", len(files), "rules", n)
 	return nil
+}
+
+// CheckFiles parses every rule file cfg names (and the built-in rules)
+// without opening the TSDB; errors name file and line.
+func CheckFiles(cfg Config) error {
+	files, _, err := resolveFiles(cfg.Files)
+	errs := []error{err}
+	for _, f := range files {
+		if _, fe := LoadFile(f); fe != nil {
+			errs = append(errs, fe...)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // LastReloadError returns the error of the last reload, nil if it succeeded.
@@ -413,8 +463,3 @@ func dirSize(dir string) int64 {
 	})
 	return n
 }
-
-// formatDuration renders durations the Prometheus way (1m, 1h30m).
-func formatDuration(d time.Duration) string { return model.Duration(d).String() }
-
-var _ = strings.TrimSpace

@@ -27,6 +27,7 @@ const execRule = `groups:
 // and measures how long the alert takes to show up in a real Alertmanager,
 // and to be resolved there after the activity stops.
 func TestFiringAndResolvedReachAlertmanager(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	am := alerttest.Start(t)
 	amn, _ := alert.NewAlertmanager(am.URL, nil, nil)
 	dir := t.TempDir()
@@ -42,7 +43,7 @@ func TestFiringAndResolvedReachAlertmanager(t *testing.T) {
 	// Budget: feed (1s) + rate needs two samples (1s) + eval interval (1s) +
 	// for (2s) + a few seconds of slack.
 	t.Logf("activity start → firing in Alertmanager: %v (interval 1s, for 2s)", took.Round(10*time.Millisecond))
-	if took > 8*time.Second {
+	if took > 10*time.Second {
 		t.Errorf("firing latency %v exceeds interval + for + a few seconds", took)
 	}
 	if got.Labels["host"] != "testhost" || got.Labels["severity"] != "page" || got.Labels["comm"] != "sh" {
@@ -67,6 +68,7 @@ func TestFiringAndResolvedReachAlertmanager(t *testing.T) {
 // TestAlertmanagerDownWhileFiring: an alert raised while Alertmanager is
 // down arrives after it comes back.
 func TestAlertmanagerDownWhileFiring(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	am := alerttest.Start(t)
 	amn, _ := alert.NewAlertmanager(am.URL, nil, nil)
 	dir := t.TempDir()
@@ -91,6 +93,7 @@ func TestAlertmanagerDownWhileFiring(t *testing.T) {
 // TestRestartKeepsForState stops the agent while an alert is pending and
 // again while it is firing, and checks that `for` is not reset.
 func TestRestartKeepsForState(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	const rule = `groups:
 - name: exec
   interval: 1s
@@ -141,7 +144,8 @@ func TestRestartKeepsForState(t *testing.T) {
 	})
 	firedAfter := time.Since(restart)
 	t.Logf("fired %v after the restart (for: 8s; it had been pending ~5s)", firedAfter.Round(10*time.Millisecond))
-	if firedAfter >= 7*time.Second {
+	// A reset clock cannot fire before a whole `for` after the restart.
+	if firedAfter >= 8*time.Second {
 		t.Errorf("fired %v after restart: the for clock was reset", firedAfter)
 	}
 

@@ -39,8 +39,9 @@ func newFeeder(g prometheus.Gatherer, app storage.Appendable, m *engineMetrics) 
 	return &feeder{g: g, app: app, m: m, last: map[uint64]seriesRef{}, sb: labels.NewScratchBuilder(8)}
 }
 
-// run feeds every interval until ctx ends, then marks all series stale so a
-// restarted agent does not see them as live during the lookback window.
+// run feeds every interval until ctx ends. (Engine.Run then marks all
+// series stale, so a restarted agent does not see them as live during the
+// lookback window.)
 func (f *feeder) run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

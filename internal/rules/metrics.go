@@ -3,17 +3,17 @@ package rules
 import "github.com/prometheus/client_golang/prometheus"
 
 type engineMetrics struct {
-	reloadOK       prometheus.Gauge
-	reloadOKTime   prometheus.Gauge
-	reloads        *prometheus.CounterVec
-	rulesLoaded    prometheus.Gauge
-	evalDuration   *prometheus.HistogramVec
-	evalFailures   *prometheus.CounterVec
-	feedSamples    prometheus.Counter
-	feedSkipped    prometheus.Counter
-	feedErrors     prometheus.Counter
-	feedDuration   prometheus.Gauge
-	collectorsDone []prometheus.Collector
+	reloadOK     prometheus.Gauge
+	reloadOKTime prometheus.Gauge
+	reloads      *prometheus.CounterVec
+	rulesLoaded  prometheus.Gauge
+	evalDuration *prometheus.HistogramVec
+	evalFailures *prometheus.CounterVec
+	feedSamples  prometheus.Counter
+	feedSkipped  prometheus.Counter
+	feedErrors   prometheus.Counter
+	feedDuration prometheus.Gauge
+	extra        []prometheus.Collector // TSDB gauges, set by New
 }
 
 func newEngineMetrics() *engineMetrics {
@@ -66,5 +66,5 @@ func newEngineMetrics() *engineMetrics {
 func (m *engineMetrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.reloadOK, m.reloadOKTime, m.reloads, m.rulesLoaded,
 		m.evalDuration, m.evalFailures, m.feedSamples, m.feedSkipped, m.feedErrors, m.feedDuration},
-		m.collectorsDone...)
+		m.extra...)
 }

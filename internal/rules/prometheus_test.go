@@ -16,6 +16,7 @@ import (
 // a real Prometheus (Debian package prometheus) that scrapes the same
 // registry over HTTP; both must raise the same alert.
 func TestSameAlertAsRealPrometheus(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	if testing.Short() {
 		t.Skip("-short: skipping test with a real Prometheus")
 	}

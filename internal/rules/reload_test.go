@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,6 +37,7 @@ func TestBadStartupFileIsFatalWithLine(t *testing.T) {
 // drops to 0 and an internal alert fires. Fixing the file (picked up by the
 // file watcher) restores everything.
 func TestFailedReloadKeepsOldRules(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	dir := t.TempDir()
 	f := writeFile(t, filepath.Join(dir, "r.yml"), alwaysRule)
 	rec := &sink{}
@@ -85,6 +88,7 @@ func TestFailedReloadKeepsOldRules(t *testing.T) {
 }
 
 func TestFileWatchReloads(t *testing.T) {
+	t.Parallel() // mostly waiting on timers and peers
 	dir := t.TempDir()
 	f := writeFile(t, filepath.Join(dir, "r.yml"), alwaysRule)
 	a := startAgent(t, agentOpts{dir: dir, files: []string{filepath.Join(dir, "*.yml")}})
@@ -107,4 +111,61 @@ func hasAlert(as []APIAlert, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestReloadAlertResolvedAfterRestart: the agent stops while
+// VigilRuleReloadFailed fires (it is in the state file); after a restart
+// with good rules it is resolved instead of lingering forever.
+func TestReloadAlertResolvedAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f := writeFile(t, filepath.Join(dir, "r.yml"), alwaysRule)
+	a := startAgent(t, agentOpts{dir: dir, files: []string{f}})
+	writeFile(t, f, "groups: [")
+	if a.eng.Reload() == nil {
+		t.Fatal("broken file reloaded")
+	}
+	a.stop()
+	writeFile(t, f, alwaysRule)
+	rec := &sink{}
+	b := startAgent(t, agentOpts{dir: dir, files: []string{f}, notifiers: []alert.Notifier{rec}})
+	if hasAlert(b.eng.Alerts(), "VigilRuleReloadFailed") {
+		t.Fatal("VigilRuleReloadFailed still active after a restart with good rules")
+	}
+	waitUntil(t, "resolved notice", 5*time.Second, func() bool { return rec.find("VigilRuleReloadFailed", true) })
+}
+
+func TestSecondEngineOnSameDataDir(t *testing.T) {
+	dir := t.TempDir()
+	a, err := New(Options{Config: Config{DataDir: dir, Builtin: new(bool)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var logs strings.Builder
+	b, err := New(Options{Config: Config{DataDir: dir, Builtin: new(bool)},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("second engine on a locked data dir: %v", err)
+	}
+	tmp := b.DB().Dir()
+	if tmp == dir || !strings.Contains(logs.String(), "rules.data_dir is locked by another process") {
+		t.Fatalf("second engine uses %s; log: %s", tmp, logs.String())
+	}
+	b.Close()
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("temporary TSDB %s not removed: %v", tmp, err)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "good.yml"), alwaysRule)
+	if err := CheckFiles(Config{Files: []string{filepath.Join(dir, "*.yml")}}); err != nil {
+		t.Fatal(err)
+	}
+	bad := writeFile(t, filepath.Join(dir, "bad.yml"), "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: sum(\n")
+	if err := CheckFiles(Config{Files: []string{filepath.Join(dir, "*.yml")}}); err == nil || !strings.Contains(err.Error(), bad+":5:") {
+		t.Fatalf("err %v", err)
+	}
 }
