@@ -104,6 +104,9 @@ func amAlerts(base, alertname string) ([]amAlert, error) {
 // API, and the time from the kernel event to the alert being visible there
 // is measured.
 func TestAgentToAlertmanager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel scenario test: skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("the agent loads BPF programs: run as root")
 	}

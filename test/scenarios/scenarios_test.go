@@ -71,6 +71,9 @@ var missingKindReason = map[string]string{
 }
 
 func TestScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel scenario test: skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("scenarios load BPF programs: run as root")
 	}
