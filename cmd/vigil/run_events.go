@@ -74,7 +74,8 @@ func setupEventRules(cfg *config.Config, log *slog.Logger) (*eventRules, error) 
 	if len(cfg.EventRules.Files) == 0 {
 		return nil, nil
 	}
-	host, _ := os.Hostname()
+	// The same host label as every other alert (alerting.host, else the hostname).
+	host := cfg.Alerting.Labels()["host"]
 	er := &eventRules{cfg: cfg.EventRules, log: log}
 	er.engine = eventrules.NewEngine(nil, eventrules.SinkFunc(func(string, []alert.Alert) {}))
 	er.loader = &eventrules.Loader{Patterns: cfg.EventRules.Files, Opts: cfg.EventRules.Options(host), Engine: er.engine, Log: log}

@@ -320,3 +320,13 @@ func TestLongSuppressionReportsEvery30s(t *testing.T) {
 		t.Fatalf("last update reports %s repeats, want 90", got[3].Annotations["suppressed_repeats"])
 	}
 }
+
+func TestSequenceOutputNamesFailedConnect(t *testing.T) {
+	e, rec, _ := newTestEngine(t, nil)
+	e.Handle(openEv(400, 0, "/etc/sudoers"))
+	e.Handle(connectEv(400, time.Second, "192.0.2.9", true))
+	got := rec.named("SensitiveReadThenConnect")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Annotations["summary"], "read /etc/sudoers then connected to 192.0.2.9:443 (failed: ECONNREFUSED)") {
+		t.Fatalf("alerts = %v", got)
+	}
+}
