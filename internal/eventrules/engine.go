@@ -268,7 +268,9 @@ func (e *Engine) fire(f firing) {
 	}
 	if h.Container != "" {
 		labels["container"] = shortID(h.Container)
-	} else if h.Unit != "" {
+	} else if strings.HasSuffix(h.Unit, ".service") {
+		// Services only: session and transient scopes (session-42.scope,
+		// run-r1234.scope) would make the label unbounded.
 		labels["workload"] = h.Unit
 	}
 	if len(groupVals) > 0 {
