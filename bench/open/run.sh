@@ -114,7 +114,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		[ -n "$TRACER" ] && t1=$(cpu_ticks "$TRACER")
 		stop_tracer
 		printf '%s\t%d\t%s\t%d\t%s\n' "$c" "$r" "$ns" "$((t1 - t0))" "$cpuns" >>"$RESULTS"
-		printf 'round %d %-12s wall %6.3f s  cpu %6.3f s\n' "$r" "$c" "$(echo "$ns / 1000000000" | bc -l)" "$(echo "$cpuns / 1000000000" | bc -l)" >&2
+		awk -v r="$r" -v c="$c" -v w="$ns" -v u="$cpuns" 'BEGIN { printf "round %d %-12s wall %6.3f s  cpu %6.3f s\n", r, c, w/1e9, u/1e9 }' >&2
 	done
 done
 

@@ -142,3 +142,17 @@ func FuzzDecodeOpen(f *testing.F) {
 		_ = FlagNames(r.flags)
 	})
 }
+
+// FuzzFlagNames: every flag word renders to names that parse back to it.
+func FuzzFlagNames(f *testing.F) {
+	for _, v := range []uint64{0, 1, 2, 3, 0o100, 0o20200000, 0o4010000, 1 << 63, 0o2101} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v uint64) {
+		s := FlagNames(v)
+		back, err := ParseFlagNames(s)
+		if err != nil || back != v {
+			t.Fatalf("FlagNames(%#o) = %q parses to %#o, %v", v, s, back, err)
+		}
+	})
+}

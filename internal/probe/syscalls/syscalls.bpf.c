@@ -19,7 +19,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_EXIT_GROUP 231
 
 volatile const bool use_pid_filter = false;
-volatile const bool use_cgroup_filter = false;
 volatile const bool key_comm = true;	/* aggregate per thread comm */
 volatile const bool key_cgroup = true;	/* aggregate per cgroup */
 
@@ -109,13 +108,6 @@ struct {
 	__type(value, __u8);
 } filter_pids SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u8);
-} filter_cgroups SEC(".maps");
-
 static __always_inline __u32 log2_u64(__u64 v)
 {
 	__u32 r = 0, shift;
@@ -139,12 +131,6 @@ static __always_inline bool wanted(long id)
 		return false;
 	if (use_pid_filter && !bpf_map_lookup_elem(&filter_pids, &tgid))
 		return false;
-	if (use_cgroup_filter) {
-		__u64 cg = bpf_get_current_cgroup_id();
-
-		if (!bpf_map_lookup_elem(&filter_cgroups, &cg))
-			return false;
-	}
 	return true;
 }
 

@@ -46,28 +46,26 @@ type syscallsStatVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	syscallsMapErrnos          = "errnos"
-	syscallsMapErrnosOverflow  = "errnos_overflow"
-	syscallsMapFilterCgroups   = "filter_cgroups"
-	syscallsMapFilterPids      = "filter_pids"
-	syscallsMapStarts          = "starts"
-	syscallsMapStats           = "stats"
-	syscallsMapStatsOverflow   = "stats_overflow"
-	syscallsMapTaskStarts      = "task_starts"
-	syscallsMapZeroVal         = "zero_val"
-	syscallsProgRawTpSysEnter  = "raw_tp_sys_enter"
-	syscallsProgRawTpSysExit   = "raw_tp_sys_exit"
-	syscallsProgTpBtfSysEnter  = "tp_btf_sys_enter"
-	syscallsProgTpBtfSysExit   = "tp_btf_sys_exit"
-	syscallsProgTpSysEnter     = "tp_sys_enter"
-	syscallsProgTpSysExit      = "tp_sys_exit"
-	syscallsVarKeyCgroup       = "key_cgroup"
-	syscallsVarKeyComm         = "key_comm"
-	syscallsVarUnusedErrnoKey  = "unused_errno_key"
-	syscallsVarUnusedStatKey   = "unused_stat_key"
-	syscallsVarUnusedStatVal   = "unused_stat_val"
-	syscallsVarUseCgroupFilter = "use_cgroup_filter"
-	syscallsVarUsePidFilter    = "use_pid_filter"
+	syscallsMapErrnos         = "errnos"
+	syscallsMapErrnosOverflow = "errnos_overflow"
+	syscallsMapFilterPids     = "filter_pids"
+	syscallsMapStarts         = "starts"
+	syscallsMapStats          = "stats"
+	syscallsMapStatsOverflow  = "stats_overflow"
+	syscallsMapTaskStarts     = "task_starts"
+	syscallsMapZeroVal        = "zero_val"
+	syscallsProgRawTpSysEnter = "raw_tp_sys_enter"
+	syscallsProgRawTpSysExit  = "raw_tp_sys_exit"
+	syscallsProgTpBtfSysEnter = "tp_btf_sys_enter"
+	syscallsProgTpBtfSysExit  = "tp_btf_sys_exit"
+	syscallsProgTpSysEnter    = "tp_sys_enter"
+	syscallsProgTpSysExit     = "tp_sys_exit"
+	syscallsVarKeyCgroup      = "key_cgroup"
+	syscallsVarKeyComm        = "key_comm"
+	syscallsVarUnusedErrnoKey = "unused_errno_key"
+	syscallsVarUnusedStatKey  = "unused_stat_key"
+	syscallsVarUnusedStatVal  = "unused_stat_val"
+	syscallsVarUsePidFilter   = "use_pid_filter"
 )
 
 // loadSyscalls returns the embedded CollectionSpec for syscalls.
@@ -126,7 +124,6 @@ type syscallsProgramSpecs struct {
 type syscallsMapSpecs struct {
 	Errnos         *ebpf.MapSpec `ebpf:"errnos"`
 	ErrnosOverflow *ebpf.MapSpec `ebpf:"errnos_overflow"`
-	FilterCgroups  *ebpf.MapSpec `ebpf:"filter_cgroups"`
 	FilterPids     *ebpf.MapSpec `ebpf:"filter_pids"`
 	Starts         *ebpf.MapSpec `ebpf:"starts"`
 	Stats          *ebpf.MapSpec `ebpf:"stats"`
@@ -139,13 +136,12 @@ type syscallsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsVariableSpecs struct {
-	KeyCgroup       *ebpf.VariableSpec `ebpf:"key_cgroup"`
-	KeyComm         *ebpf.VariableSpec `ebpf:"key_comm"`
-	UnusedErrnoKey  *ebpf.VariableSpec `ebpf:"unused_errno_key"`
-	UnusedStatKey   *ebpf.VariableSpec `ebpf:"unused_stat_key"`
-	UnusedStatVal   *ebpf.VariableSpec `ebpf:"unused_stat_val"`
-	UseCgroupFilter *ebpf.VariableSpec `ebpf:"use_cgroup_filter"`
-	UsePidFilter    *ebpf.VariableSpec `ebpf:"use_pid_filter"`
+	KeyCgroup      *ebpf.VariableSpec `ebpf:"key_cgroup"`
+	KeyComm        *ebpf.VariableSpec `ebpf:"key_comm"`
+	UnusedErrnoKey *ebpf.VariableSpec `ebpf:"unused_errno_key"`
+	UnusedStatKey  *ebpf.VariableSpec `ebpf:"unused_stat_key"`
+	UnusedStatVal  *ebpf.VariableSpec `ebpf:"unused_stat_val"`
+	UsePidFilter   *ebpf.VariableSpec `ebpf:"use_pid_filter"`
 }
 
 // syscallsObjects contains all objects after they have been loaded into the kernel.
@@ -170,7 +166,6 @@ func (o *syscallsObjects) Close() error {
 type syscallsMaps struct {
 	Errnos         *ebpf.Map `ebpf:"errnos"`
 	ErrnosOverflow *ebpf.Map `ebpf:"errnos_overflow"`
-	FilterCgroups  *ebpf.Map `ebpf:"filter_cgroups"`
 	FilterPids     *ebpf.Map `ebpf:"filter_pids"`
 	Starts         *ebpf.Map `ebpf:"starts"`
 	Stats          *ebpf.Map `ebpf:"stats"`
@@ -183,7 +178,6 @@ func (m *syscallsMaps) Close() error {
 	return _SyscallsClose(
 		m.Errnos,
 		m.ErrnosOverflow,
-		m.FilterCgroups,
 		m.FilterPids,
 		m.Starts,
 		m.Stats,
@@ -197,13 +191,12 @@ func (m *syscallsMaps) Close() error {
 //
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsVariables struct {
-	KeyCgroup       *ebpf.Variable `ebpf:"key_cgroup"`
-	KeyComm         *ebpf.Variable `ebpf:"key_comm"`
-	UnusedErrnoKey  *ebpf.Variable `ebpf:"unused_errno_key"`
-	UnusedStatKey   *ebpf.Variable `ebpf:"unused_stat_key"`
-	UnusedStatVal   *ebpf.Variable `ebpf:"unused_stat_val"`
-	UseCgroupFilter *ebpf.Variable `ebpf:"use_cgroup_filter"`
-	UsePidFilter    *ebpf.Variable `ebpf:"use_pid_filter"`
+	KeyCgroup      *ebpf.Variable `ebpf:"key_cgroup"`
+	KeyComm        *ebpf.Variable `ebpf:"key_comm"`
+	UnusedErrnoKey *ebpf.Variable `ebpf:"unused_errno_key"`
+	UnusedStatKey  *ebpf.Variable `ebpf:"unused_stat_key"`
+	UnusedStatVal  *ebpf.Variable `ebpf:"unused_stat_val"`
+	UsePidFilter   *ebpf.Variable `ebpf:"use_pid_filter"`
 }
 
 // syscallsPrograms contains all programs after they have been loaded into the kernel.
