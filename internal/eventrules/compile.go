@@ -39,7 +39,7 @@ type Options struct {
 // DefaultOptions are the built-in bounds.
 func DefaultOptions() Options {
 	return Options{AncestryDepth: 8, Suppress: time.Minute, MaxKeysPerRule: 10000, MaxKeysTotal: 100000,
-		ReorderWindow: 50 * time.Millisecond, ResolveAfter: 5 * time.Minute}
+		ReorderWindow: 150 * time.Millisecond, ResolveAfter: 5 * time.Minute}
 }
 
 var severities = []string{"critical", "error", "warning", "notice", "info"}

@@ -330,3 +330,18 @@ func TestSequenceOutputNamesFailedConnect(t *testing.T) {
 		t.Fatalf("alerts = %v", got)
 	}
 }
+
+// An until event that happened before the first step but arrived after it
+// (another ring buffer, later than the reorder window) does not cancel.
+func TestLateUntilDoesNotCancel(t *testing.T) {
+	e, rec, _ := newTestEngine(t, nil)
+	e.Handle(openEv(500, 100*time.Millisecond, "/etc/shadow"))
+	e.Handle(execEv(500, 0, "/bin/bash")) // the process's own exec, delivered late
+	e.Handle(connectEv(500, time.Second, "192.0.2.2", false))
+	if n := len(rec.named("SensitiveReadThenConnect")); n != 1 {
+		t.Fatalf("alerts = %d, want 1", n)
+	}
+	if v := testutil.ToFloat64(e.m.late); v != 1 {
+		t.Fatalf("late events = %v, want 1", v)
+	}
+}

@@ -56,7 +56,9 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 		}
 		if s.Until != nil && s.Until.Kind == k && len(rt.states) > 0 && passGuards(s.Until.guards, cur) {
 			if key, ok := e.key(s.Until.by, cur, s.Name); ok {
-				if st := rt.states[key]; st != nil && e.evalBool(s.Until.cond, e.withSteps(cur, s, st), s.Name) {
+				// An until older than the partial match (delivered late) does
+				// not cancel it: only what happens after the first step does.
+				if st := rt.states[key]; st != nil && !t.Before(st.start) && e.evalBool(s.Until.cond, e.withSteps(cur, s, st), s.Name) {
 					e.remove(rt, st, "until")
 				}
 			}
@@ -78,6 +80,9 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 			if t.Sub(st.start) > s.Window {
 				e.remove(rt, st, "window")
 				continue
+			}
+			if t.Before(evTime(st.events[len(st.events)-1])) {
+				continue // steps match in time order
 			}
 			if !e.evalBool(step.cond, e.withSteps(cur, s, st), s.Name) {
 				continue
