@@ -30,6 +30,7 @@ into Prometheus metrics and live event streams, and keeps its own cost visible.
 
 	registerRun(app)
 	registerTrace(app)
+	registerTraceAlerts(app)
 	registerTop(app)
 	registerFeatures(app)
 	registerConfig(app)

@@ -22,6 +22,7 @@ func registerRun(app *kingpin.Application) {
 	webConfig := cmd.Flag("web.config.file", "Prometheus exporter-toolkit web config for TLS and basic auth (overrides web.config_file).").String()
 	logLevel := cmd.Flag("log.level", "Log level: debug, info, warn, error (overrides log.level).").Enum("debug", "info", "warn", "error")
 	logFormat := cmd.Flag("log.format", "Log format: logfmt or json (overrides log.format).").Enum("logfmt", "json")
+	evFlags := registerEventRuleFlags(cmd)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		cfg, err := loadConfig(*configFile)
 		if err != nil {
@@ -39,13 +40,20 @@ func registerRun(app *kingpin.Application) {
 		if *logFormat != "" {
 			cfg.Log.Format = *logFormat
 		}
+		evFlags.apply(cfg)
 		return runAgent(cfg)
 	})
 }
 
 func runAgent(cfg *config.Config) error {
 	log := newLogger(cfg.Log)
-	a, err := agent.New(cfg, log, nil)
+	// Event rules load first: they decide which probes are needed, and a
+	// bad rule file fails fast.
+	er, err := setupEventRules(cfg, log)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(cfg, log, er.probes(cfg))
 	if err != nil {
 		return err
 	}
@@ -59,6 +67,9 @@ func runAgent(cfg *config.Config) error {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
+	// Subscribe before the probes start; events wait in the queue until
+	// the engine runs.
+	er.attach(a)
 	if err := a.Start(); err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -69,6 +80,7 @@ func runAgent(cfg *config.Config) error {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
+	er.setSink(al.Dispatcher)
 	log.Info("vigil started", "probes", a.Names(), "listen", srv.Addr(), "startup", a.StartupDuration().Round(time.Millisecond))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -78,6 +90,7 @@ func runAgent(cfg *config.Config) error {
 	go func() { errc <- a.Run(ctx) }()
 	alDone := make(chan error, 1)
 	go func() { alDone <- al.Run(ctx) }()
+	go er.run(ctx)
 
 	var runErr error
 	select {
@@ -89,6 +102,7 @@ func runAgent(cfg *config.Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
+	er.wait() // the event-rule engine hands its last alerts to the dispatcher
 	// Let the rule engine close its TSDB and the dispatcher save its state.
 	select {
 	case err := <-alDone:

@@ -49,7 +49,7 @@ func setupTopTCP(cmd *kingpin.CmdClause) func() error {
 	return func() error { return runTopTCP(o) }
 }
 
-type topRow struct {
+type tcpTopRow struct {
 	c              tcp.Conn
 	txRate, rxRate float64 // bytes/s over the last interval
 }
@@ -96,7 +96,7 @@ func runTopTCP(o *topTCPOpts) error {
 		}
 		now := kernel.BootNS()
 		secs := float64(now-prevAt) / 1e9
-		rows := make([]topRow, 0, len(conns))
+		rows := make([]tcpTopRow, 0, len(conns))
 		cur := make(map[uint64]tcp.Conn, len(conns))
 		for _, c := range conns {
 			cur[c.ID] = c
@@ -106,7 +106,7 @@ func runTopTCP(o *topTCPOpts) error {
 			if o.port != 0 && c.Local.Port() != o.port && c.Remote.Port() != o.port {
 				continue
 			}
-			r := topRow{c: c}
+			r := tcpTopRow{c: c}
 			if p, ok := prev[c.ID]; ok && secs > 0 {
 				r.txRate = float64(c.BytesAcked-min(p.BytesAcked, c.BytesAcked)) / secs
 				r.rxRate = float64(c.BytesReceived-min(p.BytesReceived, c.BytesReceived)) / secs
@@ -114,7 +114,7 @@ func runTopTCP(o *topTCPOpts) error {
 			rows = append(rows, r)
 		}
 		prev, prevAt = cur, now
-		slices.SortFunc(rows, func(x, y topRow) int {
+		slices.SortFunc(rows, func(x, y tcpTopRow) int {
 			var a, b float64
 			switch o.sortBy {
 			case "retrans":

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilproject/vigil/internal/alert"
+	"github.com/vigilproject/vigil/internal/eventrules"
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/rules"
@@ -41,6 +42,8 @@ type Config struct {
 	Probes       yaml.Node    `yaml:"probes"`
 	Rules        rules.Config `yaml:"rules"`
 	Alerting     alert.Config `yaml:"alerting"`
+	// EventRules configures CEL event and sequence rules on the event stream.
+	EventRules eventrules.Config `yaml:"event_rules"`
 
 	// ProbeConfigs holds each registered probe's decoded section.
 	ProbeConfigs map[string]probe.Config `yaml:"-"`
@@ -296,6 +299,9 @@ func (c *Config) validate() []fieldError {
 	}
 	for _, e := range c.Alerting.Validate() {
 		errs = append(errs, fieldError{"alerting." + e.Path, e.Msg})
+	}
+	if err := c.EventRules.Validate(); err != nil {
+		errs = append(errs, fieldError{"event_rules", err.Error()})
 	}
 	return errs
 }
