@@ -15,6 +15,8 @@ type Bus struct {
 
 	published *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
+	// perKind caches published's children: Publish is on the per-event path.
+	perKind sync.Map // Kind -> prometheus.Counter
 }
 
 // NewBus returns an empty bus.
@@ -97,7 +99,11 @@ func (b *Bus) Wants(k Kind) bool {
 // Publish hands e to every interested subscriber without blocking.
 func (b *Bus) Publish(e Event) {
 	k := e.EventKind()
-	b.published.WithLabelValues(string(k)).Inc()
+	c, ok := b.perKind.Load(k)
+	if !ok {
+		c, _ = b.perKind.LoadOrStore(k, b.published.WithLabelValues(string(k)))
+	}
+	c.(prometheus.Counter).Inc()
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, s := range b.subs {

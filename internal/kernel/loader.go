@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
@@ -67,11 +68,14 @@ type Object struct {
 	// Received counts records read from the probe's ring buffer.
 	Received atomic.Uint64
 	ring     atomic.Pointer[ringbuf.Reader]
+	ringMu   sync.RWMutex // held while reading the fill, so the reader is not closed under it
 }
 
 // RingFill reports the bytes waiting in the events ring buffer and its size,
 // while a reader is open.
 func (o *Object) RingFill() (used, size int, ok bool) {
+	o.ringMu.RLock()
+	defer o.ringMu.RUnlock()
 	rd := o.ring.Load()
 	if rd == nil {
 		return 0, 0, false

@@ -30,8 +30,13 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 		return fmt.Errorf("%s: opening ring buffer: %w", o.Probe, err)
 	}
 	o.ring.Store(rd)
-	defer o.ring.Store(nil)
-	defer rd.Close()
+	defer func() {
+		// Unpublish before closing, and wait out a scrape reading the fill.
+		o.ringMu.Lock()
+		o.ring.Store(nil)
+		o.ringMu.Unlock()
+		rd.Close()
+	}()
 	rd.SetDeadline(time.Now().Add(RingPollInterval))
 	// On cancel, a deadline in the past makes the reader drain what is
 	// there and return.
