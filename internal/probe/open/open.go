@@ -360,12 +360,10 @@ func (p *Probe) handle(b []byte) {
 
 func (p *Probe) toEvent(r rawOpen) *event.Open {
 	pr := p.env.Procs.Lookup(r.pid, r.cgroupID)
+	h := event.Header{Kind: event.KindOpen, Time: p.clock.Wall(r.tsNS), Process: probe.EventProcess(pr)}
+	h.PID, h.TID, h.UID, h.Comm, h.CgroupID = r.pid, r.tid, r.uid, r.comm, r.cgroupID
 	e := &event.Open{
-		Header: event.Header{Kind: event.KindOpen, Time: p.clock.Wall(r.tsNS), Process: event.Process{
-			PID: r.pid, TID: r.tid, PPID: pr.PPID, UID: r.uid, GID: pr.GID, Comm: r.comm, Exe: pr.Exe,
-			StartNS: pr.StartNS, CgroupID: r.cgroupID,
-			Container: pr.Container.ID, Runtime: pr.Container.Runtime, PodUID: pr.Container.PodUID, Unit: pr.Container.Unit,
-		}},
+		Header:        h,
 		Syscall:       r.syscall,
 		Path:          r.path,
 		PathPassed:    r.passed,

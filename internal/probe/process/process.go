@@ -313,11 +313,7 @@ func (p *Probe) handleFork(b []byte) {
 
 // header fills the common fields from the process cache entry.
 func (p *Probe) header(k event.Kind, tsNS uint64, pr proc.Process) event.Header {
-	return event.Header{Kind: k, Time: p.clock.Wall(tsNS), Process: event.Process{
-		PID: pr.PID, PPID: pr.PPID, UID: pr.UID, GID: pr.GID, Comm: pr.Comm, Exe: pr.Exe,
-		StartNS: pr.StartNS, CgroupID: pr.CgroupID,
-		Container: pr.Container.ID, Runtime: pr.Container.Runtime, PodUID: pr.Container.PodUID, Unit: pr.Container.Unit,
-	}}
+	return event.Header{Kind: k, Time: p.clock.Wall(tsNS), Process: probe.EventProcess(pr)}
 }
 
 // decodeExitCode splits the kernel's exit_code into exit status, signal and

@@ -376,11 +376,9 @@ func (p *Probe) process(r *tcpTcpEvent, comm string) proc.Process {
 }
 
 func (p *Probe) header(k event.Kind, r *tcpTcpEvent, pr proc.Process, comm string) event.Header {
-	return event.Header{Kind: k, Time: p.clock.Wall(r.TsNs), Process: event.Process{
-		PID: r.Pid, TID: r.Tid, PPID: pr.PPID, UID: r.Uid, GID: pr.GID, Comm: comm, Exe: pr.Exe,
-		StartNS: r.TaskStartNs, CgroupID: r.CgroupId,
-		Container: pr.Container.ID, Runtime: pr.Container.Runtime, PodUID: pr.Container.PodUID, Unit: pr.Container.Unit,
-	}}
+	h := event.Header{Kind: k, Time: p.clock.Wall(r.TsNs), Process: probe.EventProcess(pr)}
+	h.PID, h.TID, h.UID, h.Comm, h.StartNS, h.CgroupID = r.Pid, r.Tid, r.Uid, comm, r.TaskStartNs, r.CgroupId
+	return h
 }
 
 // cgroupLabel names a cgroup for the traffic metric: the short container
