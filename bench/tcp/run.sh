@@ -3,7 +3,7 @@
 # pair alone vs under `vigil run` (tcp probe only) at several RTT sampling
 # settings and vs libbpf-tools tcplife, then agent RSS with 10,000
 # concurrent connections. Results: bench/results/tcp-*.txt and a markdown
-# table on stdout (copied into docs/performance-tcp.md).
+# table on stdout (copied into docs/performance.md).
 #   ROUNDS=5 SECS=4 CONNS=10000 bash bench/tcp/run.sh
 #   ONLY=rss bash bench/tcp/run.sh      (or ONLY=throughput)
 set -euo pipefail
