@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -121,29 +122,38 @@ func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
 		fmt.Fprintln(tw, strings.Join(t.header, "\t"))
 		tw.Flush()
 	}
+	out.Flush()
+	// Output is batched while events pour in; the ticker bounds how long a
+	// printed line can wait in the buffer when the queue never drains (a
+	// filter that matches rarely on a busy host).
+	flush := time.NewTicker(traceFlushEvery)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return reportLost(sub, <-errc)
 		case err := <-errc:
 			return reportLost(sub, err)
+		case <-flush.C:
+			out.Flush()
 		case e := <-sub.C():
-			if !o.match(e) || (extra != nil && !extra(e)) {
-				continue
+			if o.match(e) && (extra == nil || extra(e)) {
+				if tw != nil {
+					fmt.Fprintln(tw, strings.Join(t.row(e), "\t"))
+					tw.Flush()
+				} else if err := enc.Encode(e); err != nil {
+					return err
+				}
 			}
-			if tw != nil {
-				fmt.Fprintln(tw, strings.Join(t.row(e), "\t"))
-				tw.Flush()
-			} else if err := enc.Encode(e); err != nil {
-				return err
-			}
-			// Flush when the queue is drained so output is live but batched under load.
 			if len(sub.C()) == 0 {
 				out.Flush()
 			}
 		}
 	}
 }
+
+// traceFlushEvery is the longest a printed event waits in the output buffer.
+const traceFlushEvery = 100 * time.Millisecond
 
 func reportLost(sub *event.Subscription, err error) error {
 	if n := sub.Lost.Load(); n > 0 {

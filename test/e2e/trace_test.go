@@ -142,3 +142,33 @@ func TestFeaturesHooks(t *testing.T) {
 		}
 	}
 }
+
+// A filtered trace on a busy host: other execs keep the queue from ever
+// draining, and a matching line must still reach stdout promptly instead
+// of waiting in the output buffer for the next match.
+func TestTraceExecShowsRareMatchUnderLoad(t *testing.T) {
+	testutil.RequireBPF(t)
+	exe := testutil.MarkerExecutable(t, "/bin/true", "vr")
+	base := filepath.Base(exe)
+	p := start(t, vigilBin, "trace", "exec", "--comm", base)
+	if !testutil.WaitFor(15*time.Second, func() bool {
+		_ = exec.Command(exe, "ready").Run()
+		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(p.stdout.String(), " ready")
+	}) {
+		t.Fatalf("trace not ready; stderr:\n%s", p.stderr)
+	}
+	// Background noise: a shell exec'ing /bin/true back to back.
+	noise := exec.Command("/bin/sh", "-c", "while :; do /bin/true; done")
+	if err := noise.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = noise.Process.Kill(); _ = noise.Wait() })
+	time.Sleep(300 * time.Millisecond)
+	if err := exec.Command(exe, "rare-match").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if !testutil.WaitFor(2*time.Second, func() bool { return strings.Contains(p.stdout.String(), "rare-match") }) {
+		t.Fatalf("matching exec not on stdout within 2 s while other execs pour in:\n%s", p.stdout)
+	}
+}
