@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +71,9 @@ func startOpensnoop(t *testing.T, pid int) *opensnoop {
 	return o
 }
 
+// opensnoopLine splits "PID COMM FD ERR PATH", the path being the rest.
+var opensnoopLine = regexp.MustCompile(`^\s*\S+\s+\S+\s+(\S+)\s+(\S+)\s+(.*)$`)
+
 // stop ends opensnoop and returns "fd err path" for each line.
 func (o *opensnoop) stop(t *testing.T) []string {
 	t.Helper()
@@ -83,9 +87,11 @@ func (o *opensnoop) stop(t *testing.T) []string {
 			continue
 		}
 		// PID COMM FD ERR PATH; the path is the rest of the line.
-		idx := strings.Index(l, f[3]+" ")
-		rest := strings.Index(l[idx:], " ")
-		out = append(out, f[2]+" "+f[3]+" "+strings.TrimLeft(l[idx+rest:], " "))
+		m := opensnoopLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		out = append(out, m[1]+" "+m[2]+" "+m[3])
 	}
 	return out
 }
