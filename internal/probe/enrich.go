@@ -15,3 +15,15 @@ func EventProcess(pr proc.Process) event.Process {
 		Container: pr.Container.ID, Runtime: pr.Container.Runtime, PodUID: pr.Container.PodUID, Unit: pr.Container.Unit,
 	}
 }
+
+// CgroupResolver returns the agent's shared cgroup resolver when it reads the
+// same hierarchy as root, so probes do not each cache and walk the tree, and a
+// resolver of the probe's own otherwise (tests, or another configured mount).
+func (e *Env) CgroupResolver(root string) *proc.Cgroups {
+	if e.Procs != nil {
+		if cg := e.Procs.Cgroups(); cg != nil && cg.Root() == proc.Cgroup2Root(root) {
+			return cg
+		}
+	}
+	return proc.NewCgroups(root, 4096)
+}

@@ -373,6 +373,10 @@ func (c *Cache) find(pid uint32) *entry {
 	return c.exited[pid]
 }
 
+// Cgroups is the cache's cgroup resolver (nil if it has none), for other
+// consumers of cgroup ids to share its cache and tree walks.
+func (c *Cache) Cgroups() *Cgroups { return c.cg }
+
 // Len returns the number of live processes cached.
 func (c *Cache) Len() int {
 	c.mu.RLock()

@@ -51,14 +51,17 @@ func NewCgroups(root string, max int) *Cgroups {
 		max = 16384
 	}
 	return &Cgroups{
-		root:         cgroup2Root(filepath.Clean(root)),
+		root:         Cgroup2Root(root),
 		max:          max,
 		byID:         make(map[uint64]cgroupEntry),
 		walkInterval: DefaultCgroupWalkInterval,
 	}
 }
 
-func cgroup2Root(root string) string {
+// Cgroup2Root returns where the cgroup v2 hierarchy is for a configured
+// root: root itself, or root/unified on hybrid hosts.
+func Cgroup2Root(root string) string {
+	root = filepath.Clean(root)
 	if isCgroup2(root) {
 		return root
 	}

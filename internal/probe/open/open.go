@@ -199,7 +199,7 @@ func (p *Probe) Start(env *probe.Env) error {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
-	p.cg = proc.NewCgroups(p.cfg.CgroupRoot, 4096)
+	p.cg = env.CgroupResolver(p.cfg.CgroupRoot)
 	if err := p.setEvents(p.wantEvents()); err != nil {
 		_ = obj.Close()
 		return fmt.Errorf("%s: %w", Name, err)
@@ -246,7 +246,7 @@ func (p *Probe) filterCgroupIDs() ([]uint64, error) {
 	if len(p.cfg.Cgroups) == 0 && len(p.cfg.Containers) == 0 {
 		return nil, nil
 	}
-	root := proc.NewCgroups(p.cfg.CgroupRoot, 1).Root()
+	root := proc.Cgroup2Root(p.cfg.CgroupRoot)
 	seen := map[uint64]bool{}
 	var ids []uint64
 	add := func(dir string) error {

@@ -159,7 +159,7 @@ func (p *Probe) Start(env *probe.Env) error {
 		}
 	}
 	p.env, p.obj = env, obj
-	p.cg = proc.NewCgroups(p.cfg.CgroupRoot, 4096)
+	p.cg = env.CgroupResolver(p.cfg.CgroupRoot)
 	if env.Registerer != nil {
 		limit := env.LabelLimit
 		env.Registerer.MustRegister(&collector{

@@ -186,7 +186,7 @@ func (p *Probe) Start(env *probe.Env) error {
 		return err
 	}
 	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
-	p.cgroups = proc.NewCgroups("/sys/fs/cgroup", 4096)
+	p.cgroups = env.CgroupResolver("/sys/fs/cgroup")
 	if p.cfg.CgroupTraffic {
 		if err := p.attachCgroup(spec, env); err != nil {
 			env.Log.Warn("per-cgroup traffic unavailable", "err", err)
