@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
@@ -107,7 +106,7 @@ func runTopSyscalls(o *topSyscallsOpts) error {
 	if err := kernel.CheckPrivileges(); err != nil {
 		return err
 	}
-	_ = unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY})
+	kernel.RaiseMemlock()
 	_ = kernel.EnsureTracefs()
 	cgroups := proc.NewCgroups(pc.CgroupRoot, 4096)
 	p := syscalls.New(pc)

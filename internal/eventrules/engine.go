@@ -287,6 +287,7 @@ func (e *Engine) fire(f firing) {
 		}
 		e.flushEntry(d, now)
 		delete(e.dedup, key)
+		e.dedupLen.Store(int64(len(e.dedup)))
 	}
 	summary := f.output.render(f.act)
 	if summary == "" {
@@ -363,6 +364,7 @@ func (e *Engine) evictDedup(now time.Time) {
 	if d := e.dedup[oldestKey]; d != nil {
 		e.flushEntry(d, now)
 		delete(e.dedup, oldestKey)
+		e.dedupLen.Store(int64(len(e.dedup)))
 		e.m.dedupEvict.Inc()
 	}
 }

@@ -9,10 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +21,7 @@ import (
 	"github.com/vigilproject/vigil/internal/metrics"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
+	names "github.com/vigilproject/vigil/internal/syscalls"
 )
 
 // Name is the probe's name in config, metrics and `vigil features`.
@@ -411,10 +410,7 @@ func ErrnoName(errno int32) string {
 	if errno <= 0 {
 		return "0"
 	}
-	if n := unix.ErrnoName(syscall.Errno(errno)); n != "" {
-		return n
-	}
-	return "E" + strconv.Itoa(int(errno))
+	return names.ErrnoName(int(errno))
 }
 
 func (p *Probe) registerMetrics(env *probe.Env) {

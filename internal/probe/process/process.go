@@ -8,16 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/metrics"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
+	names "github.com/vigilproject/vigil/internal/syscalls"
 )
 
 // Name is the probe's name in config, metrics and `vigil features`.
@@ -327,8 +326,5 @@ func errnoName(errno int32) string {
 	if errno <= 0 {
 		return "0"
 	}
-	if n := unix.ErrnoName(syscall.Errno(errno)); n != "" {
-		return n
-	}
-	return "E" + strconv.Itoa(int(errno))
+	return names.ErrnoName(int(errno))
 }

@@ -9,14 +9,11 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
-	"syscall"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/metrics"
@@ -306,10 +303,7 @@ func ErrnoName(errno uint32) string {
 	if errno == 0 {
 		return metrics.Other
 	}
-	if n := unix.ErrnoName(syscall.Errno(errno)); n != "" {
-		return n
-	}
-	return "E" + strconv.Itoa(int(errno))
+	return names.ErrnoName(int(errno))
 }
 
 var (

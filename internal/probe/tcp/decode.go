@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"syscall"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
+	names "github.com/vigilproject/vigil/internal/syscalls"
 )
 
 // Record kinds, as in tcp.bpf.c.
@@ -144,10 +143,7 @@ func errnoName(errno int32) string {
 	if errno <= 0 {
 		return "closed"
 	}
-	if n := unix.ErrnoName(syscall.Errno(errno)); n != "" {
-		return n
-	}
-	return "E" + strconv.Itoa(int(errno))
+	return names.ErrnoName(int(errno))
 }
 
 func nsToMS(ns uint64) float64 { return float64(ns) / 1e6 }

@@ -299,14 +299,9 @@ func (p *Probe) handle(b []byte) {
 	pr := p.process(&r, comm)
 	ctr := p.ctrCap.Value(pr.Container.Short())
 	commL := p.commCap.Value(comm)
-	conn := event.TCPConn{
-		Family: familyName(uint16(r.Family)),
-		SAddr:  addr(uint16(r.Family), r.Saddr).String(), SPort: r.Sport,
-		DAddr: addr(uint16(r.Family), r.Daddr).String(), DPort: r.Dport,
-		Direction: "outbound", NetNS: r.Netns,
-	}
+	dir := "outbound"
 	if r.Flags&flagPassive != 0 {
-		conn.Direction = "inbound"
+		dir = "inbound"
 	}
 	switch r.Kind {
 	case kindConnect:
@@ -314,36 +309,47 @@ func (p *Probe) handle(b []byte) {
 		p.opened.WithLabelValues("outbound", commL, ctr).Inc()
 		p.connLatency.WithLabelValues(ctr).Observe(float64(lat) / 1e9)
 		if p.env.Bus.Wants(event.KindConnect) {
-			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: conn, LatencyMS: nsToMS(lat)}
+			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: connOf(&r, dir), LatencyMS: nsToMS(lat)}
 			p.env.Bus.Publish(e)
 		}
 	case kindConnectFailed:
 		name := errnoName(r.Err)
 		p.failed.WithLabelValues(name, commL, ctr).Inc()
 		if p.env.Bus.Wants(event.KindConnect) {
-			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: conn,
+			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: connOf(&r, dir),
 				LatencyMS: nsToMS(since(r.TsNs, r.StartNs)), Error: name, Errno: int(r.Err)}
 			p.env.Bus.Publish(e)
 		}
 	case kindAccept:
 		p.opened.WithLabelValues("inbound", commL, ctr).Inc()
 		if p.env.Bus.Wants(event.KindAccept) {
-			e := &event.TCPAccept{Header: p.header(event.KindAccept, &r, pr, comm), TCPConn: conn, QueuedMS: nsToMS(since(r.TsNs, r.EstNs))}
+			e := &event.TCPAccept{Header: p.header(event.KindAccept, &r, pr, comm), TCPConn: connOf(&r, dir), QueuedMS: nsToMS(since(r.TsNs, r.EstNs))}
 			p.env.Bus.Publish(e)
 		}
 	case kindClose:
 		dur := since(r.TsNs, r.EstNs)
 		sent, received := payload(&r)
-		p.closed.WithLabelValues(conn.Direction, commL, ctr).Inc()
-		p.duration.WithLabelValues(conn.Direction).Observe(float64(dur) / 1e9)
+		p.closed.WithLabelValues(dir, commL, ctr).Inc()
+		p.duration.WithLabelValues(dir).Observe(float64(dur) / 1e9)
 		if p.env.Bus.Wants(event.KindClose) {
-			e := &event.TCPClose{Header: p.header(event.KindClose, &r, pr, comm), TCPConn: conn,
+			e := &event.TCPClose{Header: p.header(event.KindClose, &r, pr, comm), TCPConn: connOf(&r, dir),
 				BytesSent: sent, BytesReceived: received, BytesRetrans: r.BytesRetrans,
 				SegsIn: r.SegsIn, SegsOut: r.SegsOut, Retransmits: r.TotalRetrans,
 				SRTTUS: r.SrttUs, RTTVarUS: r.MdevUs, DurationMS: nsToMS(dur),
 				State: stateName(r.State), Owner: owner(r.Flags)}
 			p.env.Bus.Publish(e)
 		}
+	}
+}
+
+// connOf formats the connection's endpoints, only for events someone reads:
+// the address strings are the costly part of a record.
+func connOf(r *tcpTcpEvent, dir string) event.TCPConn {
+	return event.TCPConn{
+		Family: familyName(uint16(r.Family)),
+		SAddr:  addr(uint16(r.Family), r.Saddr).String(), SPort: r.Sport,
+		DAddr: addr(uint16(r.Family), r.Daddr).String(), DPort: r.Dport,
+		Direction: dir, NetNS: r.Netns,
 	}
 }
 
