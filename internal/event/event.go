@@ -27,19 +27,22 @@ type Event interface {
 // Process is the identity and context of the process an event belongs to.
 // Field names are stable: they are the JSON keys and the names rules use.
 type Process struct {
-	PID       uint32 `json:"pid"`
-	TID       uint32 `json:"tid,omitempty"`
-	PPID      uint32 `json:"ppid"`
-	UID       uint32 `json:"uid"`
-	GID       uint32 `json:"gid"`
-	Comm      string `json:"comm"`
-	Exe       string `json:"exe,omitempty"`
-	StartNS   uint64 `json:"start_time_ns"`
-	CgroupID  uint64 `json:"cgroup_id"`
-	Container string `json:"container_id,omitempty"`
-	Runtime   string `json:"container_runtime,omitempty"`
-	PodUID    string `json:"pod_uid,omitempty"`
-	Unit      string `json:"systemd_unit,omitempty"`
+	PID  uint32 `json:"pid"`
+	TID  uint32 `json:"tid,omitempty"`
+	PPID uint32 `json:"ppid"`
+	// ParentComm is the parent's command name, read from the task when the
+	// event happened (so it is right for processes gone before enrichment).
+	ParentComm string `json:"parent_comm"`
+	UID        uint32 `json:"uid"`
+	GID        uint32 `json:"gid"`
+	Comm       string `json:"comm"`
+	Exe        string `json:"exe,omitempty"`
+	StartNS    uint64 `json:"start_time_ns"`
+	CgroupID   uint64 `json:"cgroup_id"`
+	Container  string `json:"container_id,omitempty"`
+	Runtime    string `json:"container_runtime,omitempty"`
+	PodUID     string `json:"pod_uid,omitempty"`
+	Unit       string `json:"systemd_unit,omitempty"`
 }
 
 // Header is common to every event.

@@ -22,10 +22,10 @@ func BenchmarkHandle(b *testing.B) {
 	}()
 	procs := proc.NewCache(1024, nil)
 	procs.Exec(proc.Process{PID: 4242, Comm: "cat", StartNS: 1})
-	p := &Probe{cfg: DefaultConfig(), clock: kernel.NewClock(), env: &probe.Env{
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Bus: bus, Procs: procs,
-	}}
-	p.registerMetrics(p.env)
+	p := New(DefaultConfig())
+	p.Clock = kernel.NewClock()
+	p.Env = &probe.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Bus: bus, Procs: procs}
+	p.registerMetrics(p.Env)
 	rec := record(2, pathResolved, false, len("/home/u"), "/home/u/notes.txt", 3, 0o2000000)
 	b.ReportAllocs()
 	b.ResetTimer()

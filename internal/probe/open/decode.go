@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
+
+	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/probe"
 )
 
 // Record kind and path states, as in open.bpf.c.
@@ -18,13 +22,10 @@ const (
 	pathUnresolved = 2
 )
 
-// Byte offsets of the record written by open.bpf.c; layout_test.go checks
-// them against the struct bpf2go generated from the same source.
-const (
-	pathOff = 72 // header size: the path follows
-	commOff = 56
-	pathBuf = 4096 // most path bytes a record carries, NUL included
-)
+const pathBuf = 4096 // most path bytes a record carries, NUL included
+
+// pathOff is where the path follows the fixed part of a record.
+var pathOff = int(unsafe.Sizeof(openOpenHead{}))
 
 // syscallNames maps the record's syscall byte to a name.
 var syscallNames = [...]string{1: "open", 2: "openat", 3: "openat2", 4: "creat"}
@@ -33,14 +34,12 @@ type rawOpen struct {
 	syscall       string
 	pathState     uint8
 	pathTruncated bool
-	pid, tid, uid uint32
 	ret           int32
 	dirfd         int32
 	mode          uint32
 	flags         uint64
 	tsNS          uint64
-	cgroupID      uint64
-	comm          string
+	proc          probe.KernelProc
 	path          string // as assembled in the kernel
 	passed        string // the argument as passed (a suffix of path when resolved)
 }
@@ -50,36 +49,32 @@ var (
 	errShort = errors.New("record too short")
 )
 
-// decodeOpen parses one ring buffer record. It never panics, whatever b is.
+// decodeOpen parses one ring buffer record: the fixed part is copied into
+// the struct bpf2go generated from open.bpf.c. It never panics, whatever b is.
 func decodeOpen(b []byte) (rawOpen, error) {
 	var r rawOpen
 	if len(b) < pathOff+1 {
 		return r, fmt.Errorf("open record: %w (%d bytes)", errShort, len(b))
 	}
-	if b[0] != kindOpen {
-		return r, fmt.Errorf("open record: unknown kind %d", b[0])
+	h, err := kernel.DecodeRecord[openOpenHead](b)
+	if err != nil {
+		return r, fmt.Errorf("open record: %w", err)
 	}
-	if int(b[1]) >= len(syscallNames) || syscallNames[b[1]] == "" {
-		return r, fmt.Errorf("open record: unknown syscall %d", b[1])
+	if h.Kind != kindOpen {
+		return r, fmt.Errorf("open record: unknown kind %d", h.Kind)
 	}
-	r.syscall = syscallNames[b[1]]
-	r.pathState = b[2]
+	if int(h.Syscall) >= len(syscallNames) || syscallNames[h.Syscall] == "" {
+		return r, fmt.Errorf("open record: unknown syscall %d", h.Syscall)
+	}
+	r.syscall = syscallNames[h.Syscall]
+	r.pathState = h.PathState
 	if r.pathState > pathUnresolved {
 		return r, fmt.Errorf("open record: unknown path state %d", r.pathState)
 	}
-	r.pathTruncated = b[3] != 0
-	pathLen := int(le.Uint16(b[4:]))
-	dirLen := int(le.Uint16(b[6:]))
-	r.pid = le.Uint32(b[8:])
-	r.tid = le.Uint32(b[12:])
-	r.uid = le.Uint32(b[16:])
-	r.ret = int32(le.Uint32(b[20:]))
-	r.dirfd = int32(le.Uint32(b[24:]))
-	r.mode = le.Uint32(b[28:])
-	r.flags = le.Uint64(b[32:])
-	r.tsNS = le.Uint64(b[40:])
-	r.cgroupID = le.Uint64(b[48:])
-	r.comm = cString(b[commOff:pathOff])
+	r.pathTruncated = h.PathTruncated != 0
+	pathLen, dirLen := int(h.PathLen), int(h.DirLen)
+	r.ret, r.dirfd, r.mode, r.flags, r.tsNS = h.Ret, h.Dirfd, h.Mode, h.Flags, h.TsNs
+	r.proc = probe.ToKernelProc(&h.Proc)
 	if pathLen >= pathBuf || pathOff+pathLen >= len(b)+1 {
 		return r, fmt.Errorf("open record: path length %d exceeds record (%d bytes)", pathLen, len(b))
 	}

@@ -1,31 +1,34 @@
 package open
 
 import (
+	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/vigilproject/vigil/internal/proc"
 )
 
-// record builds a ring buffer record as open.bpf.c writes it.
+// record builds a ring buffer record as open.bpf.c writes it, from the
+// struct bpf2go generated, serialised by encoding/binary.
 func record(sc, state uint8, truncated bool, dirLen int, path string, ret int32, flags uint64) []byte {
-	b := make([]byte, pathOff+len(path)+1)
-	b[0], b[1], b[2] = kindOpen, sc, state
+	h := openOpenHead{Kind: kindOpen, Syscall: sc, PathState: state, PathLen: uint16(len(path)), DirLen: uint16(dirLen),
+		Ret: ret, Dirfd: -100, Mode: 0o644, Flags: flags, TsNs: 123456789,
+		Proc: openVigilProc{Pid: 4242, Tid: 4243, Ppid: 4000, Uid: 1000, Gid: 100, StartNs: 5e9, CgroupId: 77}}
 	if truncated {
-		b[3] = 1
+		h.PathTruncated = 1
 	}
-	le.PutUint16(b[4:], uint16(len(path)))
-	le.PutUint16(b[6:], uint16(dirLen))
-	le.PutUint32(b[8:], 4242)
-	le.PutUint32(b[12:], 4243)
-	le.PutUint32(b[16:], 1000)
-	le.PutUint32(b[20:], uint32(ret))
-	le.PutUint32(b[24:], uint32(0xffffff9c)) // AT_FDCWD
-	le.PutUint32(b[28:], 0o644)
-	le.PutUint64(b[32:], flags)
-	le.PutUint64(b[40:], 123456789)
-	le.PutUint64(b[48:], 77)
-	copy(b[commOff:], "cat")
-	copy(b[pathOff:], path)
-	return b
+	for i, c := range "cat" {
+		h.Proc.Comm[i] = int8(c)
+	}
+	for i, c := range "bash" {
+		h.Proc.ParentComm[i] = int8(c)
+	}
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.LittleEndian, &h); err != nil {
+		panic(err)
+	}
+	return append(append(buf.Bytes(), path...), 0)
 }
 
 func TestDecodeOpen(t *testing.T) {
@@ -33,8 +36,10 @@ func TestDecodeOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.syscall != "openat" || r.path != "/home/u/notes.txt" || r.passed != "notes.txt" || r.pid != 4242 || r.tid != 4243 ||
-		r.uid != 1000 || r.ret != 3 || r.dirfd != -100 || r.mode != 0o644 || r.comm != "cat" || r.cgroupID != 77 || r.tsNS != 123456789 {
+	pr := r.proc.Process(proc.Process{})
+	if r.syscall != "openat" || r.path != "/home/u/notes.txt" || r.passed != "notes.txt" || pr.PID != 4242 || pr.TID != 4243 ||
+		pr.PPID != 4000 || pr.ParentComm != "bash" || pr.StartNS != 5e9 || pr.GID != 100 ||
+		pr.UID != 1000 || r.ret != 3 || r.dirfd != -100 || r.mode != 0o644 || pr.Comm != "cat" || pr.CgroupID != 77 || r.tsNS != 123456789 {
 		t.Errorf("decoded %+v", r)
 	}
 	// A directory length of 0 is the root: "/x" relative to "/".

@@ -1,3 +1,3 @@
 package open
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type open_event -type count_key -type prefix open open.bpf.c -- -I../../../bpf/include -I../../../bpf/include/amd64
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type open_head -type vigil_proc -type count_key -type prefix open open.bpf.c -- -I../../../bpf/include -I../../../bpf/include/amd64

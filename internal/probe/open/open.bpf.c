@@ -43,23 +43,25 @@ volatile const bool resolve_paths = true;
 /* Wake the reader only once this many bytes wait (0: on every record). */
 volatile const __u64 wakeup_bytes = 0;
 
-struct open_event {
+/* Fixed part of an open record; the path follows it. */
+struct open_head {
 	__u8 kind;
 	__u8 syscall;
 	__u8 path_state;
 	__u8 path_truncated;
 	__u16 path_len; /* bytes of path, NUL excluded */
 	__u16 dir_len;	/* resolved: path[dir_len] is the '/' before the path as passed */
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
 	__s32 ret;
 	__s32 dirfd;
 	__u32 mode;
+	__u32 pad;
 	__u64 flags;
 	__u64 ts_ns;
-	__u64 cgroup_id;
-	char comm[TASK_COMM_LEN];
+	struct vigil_proc proc;
+};
+
+struct open_event {
+	struct open_head h;
 	/* Twice the sent size so that masked offset + bounded length provably fit. */
 	char path[2 * PATH_BUF];
 };
@@ -159,21 +161,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct prefix);
 } filter_prefixes SEC(".maps");
-
-/* Stable prefix of the syscalls:sys_enter_* / sys_exit_* tracepoint records. */
-struct syscall_enter_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__u64 args[6];
-};
-
-struct syscall_exit_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__s64 ret;
-};
 
 static __always_inline bool events_on(void)
 {
@@ -458,7 +445,7 @@ static long prefix_step(__u32 i, void *arg)
 
 static __always_inline bool prefix_matches(struct open_event *e)
 {
-	struct prefix_ctx c = {.path_len = e->path_len};
+	struct prefix_ctx c = {.path_len = e->h.path_len};
 
 	bpf_loop(n_prefixes < MAX_PREFIXES ? n_prefixes : MAX_PREFIXES, prefix_step, &c, 0);
 	return c.matched;
@@ -487,21 +474,18 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 		goto out;
 
 	task = (struct task_struct *)bpf_get_current_task();
-	e->kind = EV_OPEN;
-	e->syscall = a->syscall;
-	e->path_state = PATH_ABSOLUTE;
-	e->path_truncated = 0;
-	e->dir_len = 0;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->tid = tid;
-	e->uid = bpf_get_current_uid_gid();
-	e->ret = ret;
-	e->dirfd = a->dirfd;
-	e->mode = (a->flags & (O_CREAT_VAL | O_TMPFILE_VAL)) ? a->mode : 0;
-	e->flags = a->flags;
-	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->h.kind = EV_OPEN;
+	e->h.syscall = a->syscall;
+	e->h.path_state = PATH_ABSOLUTE;
+	e->h.path_truncated = 0;
+	e->h.dir_len = 0;
+	e->h.ret = ret;
+	e->h.dirfd = a->dirfd;
+	e->h.mode = (a->flags & (O_CREAT_VAL | O_TMPFILE_VAL)) ? a->mode : 0;
+	e->h.pad = 0;
+	e->h.flags = a->flags;
+	e->h.ts_ns = bpf_ktime_get_boot_ns();
+	vigil_fill_proc(&e->h.proc);
 
 	char first = 0;
 	bpf_probe_read_user(&first, 1, (void *)a->fname);
@@ -509,7 +493,7 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 		struct path dir = {}, root = {};
 		int nd = -1, dl = -1;
 
-		e->path_state = PATH_UNRESOLVED;
+		e->h.path_state = PATH_UNRESOLVED;
 		if (resolve_paths && base_dir(task, a->dirfd, &dir)) {
 			BPF_CORE_READ_INTO(&root, task, fs, root);
 			nd = walk_dir(dir.dentry, dir.mnt, &root);
@@ -517,8 +501,8 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 		if (nd >= 0)
 			dl = write_dir(nd);
 		if (dl >= 0) {
-			e->path_state = PATH_RESOLVED;
-			e->dir_len = dl;
+			e->h.path_state = PATH_RESOLVED;
+			e->h.dir_len = dl;
 			pos = dl & (PATH_BUF - 1);
 			e->path[pos] = '/';
 			pos++;
@@ -533,14 +517,14 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 		e->path[off] = 0;
 	}
 	if (n == PATH_BUF)
-		e->path_truncated = 1;
+		e->h.path_truncated = 1;
 	pos += n - 1;
 	if (pos > PATH_BUF - 1) {
 		pos = PATH_BUF - 1;
-		e->path_truncated = 1;
+		e->h.path_truncated = 1;
 	}
 	e->path[pos & (PATH_BUF - 1)] = 0;
-	e->path_len = pos;
+	e->h.path_len = pos;
 
 	if (n_prefixes && !prefix_matches(e))
 		goto out;
@@ -583,6 +567,7 @@ int tp_exit_creat(struct syscall_exit_ctx *ctx)
 }
 
 /* Keep the record types in BTF so bpf2go emits matching Go structs. */
-const struct open_event *unused_open_event __attribute__((unused));
+const struct open_head *unused_open_head __attribute__((unused));
+const struct vigil_proc *unused_vigil_proc __attribute__((unused));
 const struct count_key *unused_count_key __attribute__((unused));
 const struct prefix *unused_prefix __attribute__((unused));

@@ -41,7 +41,8 @@ type Config struct {
 	RingbufSize uint32 `yaml:"ringbuf_size"` // bytes: a power of two, at least 4096
 	// RingbufWakeupBytes batches reader wake-ups: the kernel wakes vigil
 	// once this many bytes wait; smaller batches are collected every
-	// kernel.RingPollInterval. 0 wakes on every record.
+	// kernel.RingPollInterval. 0 wakes on every record. Left out of a
+	// config file, it follows ringbuf_size (DefaultWakeupBytes).
 	RingbufWakeupBytes uint32 `yaml:"ringbuf_wakeup_bytes"`
 	// Events lets open events reach user space while a consumer (a trace,
 	// an event rule) subscribes to them; counts are kept either way.
@@ -63,7 +64,20 @@ type Config struct {
 
 // DefaultConfig is the embedded default.
 func DefaultConfig() *Config {
-	return &Config{Enabled: true, RingbufSize: 4 << 20, RingbufWakeupBytes: 64 << 10, Events: true, ResolvePaths: true, ExcludeSelf: true, CgroupRoot: "/sys/fs/cgroup"}
+	return &Config{Enabled: true, RingbufSize: 4 << 20, RingbufWakeupBytes: DefaultWakeupBytes(4 << 20), Events: true, ResolvePaths: true, ExcludeSelf: true, CgroupRoot: "/sys/fs/cgroup"}
+}
+
+// DefaultWakeupBytes is ringbuf_wakeup_bytes when the config leaves it out:
+// a 64th of the ring, at most 64 KiB, so a small ring still wakes the reader
+// long before it fills.
+func DefaultWakeupBytes(ringSize uint32) uint32 { return min(64<<10, ringSize/64) }
+
+// DeriveDefaults sets the knobs whose default follows another knob, unless
+// the user's file set them (config calls it after decoding).
+func (c *Config) DeriveDefaults(userSet func(key string) bool) {
+	if !userSet("ringbuf_wakeup_bytes") {
+		c.RingbufWakeupBytes = DefaultWakeupBytes(c.RingbufSize)
+	}
 }
 
 // IsEnabled implements probe.Config.
@@ -71,8 +85,8 @@ func (c *Config) IsEnabled() bool { return c.Enabled }
 
 // Validate implements probe.Config.
 func (c *Config) Validate() error {
-	if c.RingbufSize < 4096 || c.RingbufSize&(c.RingbufSize-1) != 0 {
-		return fmt.Errorf("ringbuf_size: %d is not a power of two of at least 4096", c.RingbufSize)
+	if err := probe.ValidateRingSize(c.RingbufSize); err != nil {
+		return err
 	}
 	if c.RingbufWakeupBytes >= c.RingbufSize/2 {
 		return fmt.Errorf("ringbuf_wakeup_bytes: %d must be below half of ringbuf_size (%d)", c.RingbufWakeupBytes, c.RingbufSize)
@@ -136,14 +150,12 @@ func Programs() []kernel.ProgramDef {
 
 // Probe is the running open probe.
 type Probe struct {
-	cfg   *Config
-	env   *probe.Env
-	obj   *kernel.Object
-	clock *kernel.Clock
-	cg    *proc.Cgroups
+	probe.Base
+	cfg  *Config
+	maps openMaps // the object's maps, by the names open.bpf.c gives them
+	cg   *proc.Cgroups
 
 	eventsOn  bool
-	decodeErr prometheus.Counter
 	flagCache sync.Map // uint64 flags -> string, bounded by flagCacheMax
 	flagCount int
 	flagMu    sync.Mutex
@@ -152,10 +164,7 @@ type Probe struct {
 const flagCacheMax = 1024
 
 // New returns an unstarted probe.
-func New(cfg *Config) *Probe { return &Probe{cfg: cfg} }
-
-// Object implements probe.Probe.
-func (p *Probe) Object() *kernel.Object { return p.obj }
+func New(cfg *Config) *Probe { return &Probe{Base: probe.Base{Name: Name}, cfg: cfg} }
 
 // Start implements probe.Probe.
 func (p *Probe) Start(env *probe.Env) error {
@@ -173,8 +182,7 @@ func (p *Probe) Start(env *probe.Env) error {
 	if p.cfg.ExcludeSelf {
 		self = uint32(os.Getpid())
 	}
-	obj, err := kernel.Load(spec, kernel.LoadOptions{
-		Probe:    Name,
+	if err := p.Load(env, spec, kernel.LoadOptions{
 		Programs: Programs(),
 		Constants: map[string]any{
 			"self_tgid":         self,
@@ -188,39 +196,41 @@ func (p *Probe) Start(env *probe.Env) error {
 			"wakeup_bytes":      uint64(p.cfg.RingbufWakeupBytes),
 		},
 		MapSizes: map[string]uint32{"events": p.cfg.RingbufSize},
-		Disabled: env.DisabledHooks,
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	if err := p.fillFilters(obj, cgroupIDs); err != nil {
-		_ = obj.Close()
+	fail := func(err error) error {
+		_ = p.Close()
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
+	if err := p.Obj.Assign(&p.maps); err != nil {
+		return fail(err)
+	}
+	if err := p.fillFilters(cgroupIDs); err != nil {
+		return fail(err)
+	}
 	p.cg = env.CgroupResolver(p.cfg.CgroupRoot)
 	if err := p.setEvents(p.wantEvents()); err != nil {
-		_ = obj.Close()
-		return fmt.Errorf("%s: %w", Name, err)
+		return fail(err)
 	}
 	p.registerMetrics(env)
 	return nil
 }
 
-func (p *Probe) fillFilters(obj *kernel.Object, cgroupIDs []uint64) error {
+func (p *Probe) fillFilters(cgroupIDs []uint64) error {
 	one := uint8(1)
 	for _, pid := range p.cfg.PIDs {
-		if err := obj.Maps["filter_pids"].Put(pid, one); err != nil {
+		if err := p.maps.FilterPids.Put(pid, one); err != nil {
 			return fmt.Errorf("setting pid filter: %w", err)
 		}
 	}
 	for _, id := range cgroupIDs {
-		if err := obj.Maps["filter_cgroups"].Put(id, one); err != nil {
+		if err := p.maps.FilterCgroups.Put(id, one); err != nil {
 			return fmt.Errorf("setting cgroup filter: %w", err)
 		}
 	}
 	for i, pre := range p.cfg.PathPrefixes {
-		if err := obj.Maps["filter_prefixes"].Put(uint32(i), encodePrefix(pre)); err != nil {
+		if err := p.maps.FilterPrefixes.Put(uint32(i), encodePrefix(pre)); err != nil {
 			return fmt.Errorf("setting path prefix filter: %w", err)
 		}
 	}
@@ -299,7 +309,7 @@ func (p *Probe) filterCgroupIDs() ([]uint64, error) {
 }
 
 func (p *Probe) wantEvents() bool {
-	return p.cfg.Events && p.env.Bus != nil && p.env.Bus.Wants(event.KindOpen)
+	return p.cfg.Events && p.Env.Bus != nil && p.Env.Bus.Wants(event.KindOpen)
 }
 
 // setEvents turns event records on or off in the kernel.
@@ -308,7 +318,7 @@ func (p *Probe) setEvents(on bool) error {
 	if on {
 		v = 1
 	}
-	if err := p.obj.Maps["control"].Put(uint32(0), v); err != nil {
+	if err := p.maps.Control.Put(uint32(0), v); err != nil {
 		return fmt.Errorf("switching events: %w", err)
 	}
 	p.eventsOn = on
@@ -328,41 +338,31 @@ func (p *Probe) Run(ctx context.Context) error {
 			case <-t.C:
 				if want := p.wantEvents(); want != p.eventsOn {
 					if err := p.setEvents(want); err != nil {
-						p.env.Log.Warn("switching open events failed", "err", err)
+						p.Env.Log.Warn("switching open events failed", "err", err)
 					}
 				}
 			}
 		}
 	}()
-	return p.obj.ReadRing(ctx, p.handle)
+	return p.ReadRing(ctx, p.handle)
 }
 
-// Close implements probe.Probe.
-func (p *Probe) Close() error {
-	if p.obj == nil {
-		return nil
-	}
-	return p.obj.Close()
-}
-
-func (p *Probe) handle(b []byte) {
+func (p *Probe) handle(b []byte) error {
 	r, err := decodeOpen(b)
 	if err != nil {
-		p.decodeErr.Inc()
-		return
+		return err
 	}
-	if !p.env.Bus.Wants(event.KindOpen) {
-		return
+	if !p.Env.Bus.Wants(event.KindOpen) {
+		return nil
 	}
-	p.env.Bus.Publish(p.toEvent(r))
+	p.Env.Bus.Publish(p.toEvent(r))
+	return nil
 }
 
 func (p *Probe) toEvent(r rawOpen) *event.Open {
-	pr := p.env.Procs.Lookup(r.pid, r.cgroupID)
-	h := event.Header{Kind: event.KindOpen, Time: p.clock.Wall(r.tsNS), Process: probe.EventProcess(pr)}
-	h.PID, h.TID, h.UID, h.Comm, h.CgroupID = r.pid, r.tid, r.uid, r.comm, r.cgroupID
+	pr := p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
 	e := &event.Open{
-		Header:        h,
+		Header:        event.Header{Kind: event.KindOpen, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
 		Syscall:       r.syscall,
 		Path:          r.path,
 		PathPassed:    r.passed,
@@ -414,18 +414,10 @@ func ErrnoName(errno int32) string {
 }
 
 func (p *Probe) registerMetrics(env *probe.Env) {
-	p.decodeErr = prometheus.NewCounter(prometheus.CounterOpts{
-		Name:        "vigil_probe_decode_errors_total",
-		Help:        "Ring buffer records that could not be decoded.",
-		ConstLabels: prometheus.Labels{"probe": Name},
-	})
-	c := &countCollector{
+	p.Register(&countCollector{
 		p:      p,
 		ctrCap: metrics.NewLabelCap("vigil_file_opens_total", "container", env.LabelLimit),
-	}
-	if env.Registerer != nil {
-		env.Registerer.MustRegister(p.decodeErr, c)
-	}
+	})
 }
 
 var (
@@ -448,7 +440,7 @@ func (c *countCollector) Describe(ch chan<- *prometheus.Desc) { ch <- opensDesc;
 func (c *countCollector) Collect(ch chan<- prometheus.Metric) {
 	counts, err := c.p.Counts()
 	if err != nil {
-		c.p.env.Log.Warn("reading open counts", "err", err)
+		c.p.Env.Log.Warn("reading open counts", "err", err)
 		return
 	}
 	type ek struct{ ctr, errno string }
@@ -485,14 +477,14 @@ func (p *Probe) Counts() ([]Count, error) {
 	var out []Count
 	var k openCountKey
 	var perCPU []uint64
-	it := p.obj.Maps["counts"].Iterate()
+	it := p.maps.Counts.Iterate()
 	for it.Next(&k, &perCPU) {
 		out = append(out, Count{CgroupID: k.CgroupId, Errno: k.Err, Count: sum(perCPU)})
 	}
 	if err := it.Err(); err != nil {
 		return nil, err
 	}
-	ov := p.obj.Maps["counts_overflow"]
+	ov := p.maps.CountsOverflow
 	var vals [][]uint64
 	keys := make([]uint32, 256)
 	for i := range keys {

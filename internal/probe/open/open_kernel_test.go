@@ -156,7 +156,7 @@ func TestKernelOpenFilters(t *testing.T) {
 		}
 		t.Fatalf("got %d events, want exactly the failed open of %s/missing.txt", len(got), dir)
 	}
-	if n := p.obj.Received.Load(); n != 1 {
+	if n := p.Obj.Received.Load(); n != 1 {
 		t.Errorf("%d records crossed to user space, want 1: filtering must happen in the kernel", n)
 	}
 }
@@ -172,7 +172,7 @@ func TestKernelOpenCountsWithoutConsumer(t *testing.T) {
 	p := startProbe(t, DefaultConfig(), event.NewBus())
 	c.run(t)
 	time.Sleep(100 * time.Millisecond)
-	if n := p.obj.Received.Load(); n != 0 {
+	if n := p.Obj.Received.Load(); n != 0 {
 		t.Errorf("%d records crossed to user space with no consumer", n)
 	}
 	counts, err := p.Counts()

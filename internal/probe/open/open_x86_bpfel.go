@@ -31,6 +31,12 @@ type openOpenArgs struct {
 }
 
 type openOpenEvent struct {
+	_    structs.HostLayout
+	H    openOpenHead
+	Path [8192]int8
+}
+
+type openOpenHead struct {
 	_             structs.HostLayout
 	Kind          uint8
 	Syscall       uint8
@@ -38,17 +44,13 @@ type openOpenEvent struct {
 	PathTruncated uint8
 	PathLen       uint16
 	DirLen        uint16
-	Pid           uint32
-	Tid           uint32
-	Uid           uint32
 	Ret           int32
 	Dirfd         int32
 	Mode          uint32
+	Pad           uint32
 	Flags         uint64
 	TsNs          uint64
-	CgroupId      uint64
-	Comm          [16]int8
-	Path          [8192]int8
+	Proc          openVigilProc
 }
 
 type openPrefix struct {
@@ -56,6 +58,20 @@ type openPrefix struct {
 	Len   uint32
 	Pad   uint32
 	Words [16]uint64
+}
+
+type openVigilProc struct {
+	_          structs.HostLayout
+	Pid        uint32
+	Tid        uint32
+	Ppid       uint32
+	Uid        uint32
+	Gid        uint32
+	Pad        uint32
+	StartNs    uint64
+	CgroupId   uint64
+	Comm       [16]int8
+	ParentComm [16]int8
 }
 
 type openWalk struct {
@@ -93,8 +109,9 @@ const (
 	openVarResolvePaths    = "resolve_paths"
 	openVarSelfTgid        = "self_tgid"
 	openVarUnusedCountKey  = "unused_count_key"
-	openVarUnusedOpenEvent = "unused_open_event"
+	openVarUnusedOpenHead  = "unused_open_head"
 	openVarUnusedPrefix    = "unused_prefix"
+	openVarUnusedVigilProc = "unused_vigil_proc"
 	openVarUseCgroupFilter = "use_cgroup_filter"
 	openVarUseCommFilter   = "use_comm_filter"
 	openVarUsePidFilter    = "use_pid_filter"
@@ -180,8 +197,9 @@ type openVariableSpecs struct {
 	ResolvePaths    *ebpf.VariableSpec `ebpf:"resolve_paths"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedCountKey  *ebpf.VariableSpec `ebpf:"unused_count_key"`
-	UnusedOpenEvent *ebpf.VariableSpec `ebpf:"unused_open_event"`
+	UnusedOpenHead  *ebpf.VariableSpec `ebpf:"unused_open_head"`
 	UnusedPrefix    *ebpf.VariableSpec `ebpf:"unused_prefix"`
+	UnusedVigilProc *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
 	UseCgroupFilter *ebpf.VariableSpec `ebpf:"use_cgroup_filter"`
 	UseCommFilter   *ebpf.VariableSpec `ebpf:"use_comm_filter"`
 	UsePidFilter    *ebpf.VariableSpec `ebpf:"use_pid_filter"`
@@ -247,8 +265,9 @@ type openVariables struct {
 	ResolvePaths    *ebpf.Variable `ebpf:"resolve_paths"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedCountKey  *ebpf.Variable `ebpf:"unused_count_key"`
-	UnusedOpenEvent *ebpf.Variable `ebpf:"unused_open_event"`
+	UnusedOpenHead  *ebpf.Variable `ebpf:"unused_open_head"`
 	UnusedPrefix    *ebpf.Variable `ebpf:"unused_prefix"`
+	UnusedVigilProc *ebpf.Variable `ebpf:"unused_vigil_proc"`
 	UseCgroupFilter *ebpf.Variable `ebpf:"use_cgroup_filter"`
 	UseCommFilter   *ebpf.Variable `ebpf:"use_comm_filter"`
 	UsePidFilter    *ebpf.Variable `ebpf:"use_pid_filter"`

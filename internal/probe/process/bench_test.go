@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,15 +44,15 @@ func BenchmarkDecodeExit(b *testing.B) {
 func benchProbe(b *testing.B, subscribe bool) (*Probe, func()) {
 	bus := event.NewBus()
 	p := New(DefaultConfig())
-	p.env = &probe.Env{
+	p.Env = &probe.Env{
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer: prometheus.NewRegistry(),
 		Bus:        bus,
 		Procs:      proc.NewCache(32768, proc.NewCgroups("/sys/fs/cgroup", 4096)),
 		LabelLimit: 100,
 	}
-	p.clock = kernel.NewClock()
-	p.registerMetrics(p.env)
+	p.Clock = kernel.NewClock()
+	p.registerMetrics(p.Env)
 	stop := func() {}
 	if subscribe {
 		sub := bus.Subscribe("bench", 1<<16)
@@ -77,9 +78,10 @@ func benchHandle(b *testing.B, subscribe bool) {
 	pid := uint32(1 << 22)
 	for b.Loop() {
 		pid++
-		le.PutUint32(execRec[8:], pid)
-		le.PutUint32(exitRec[4:], pid)
-		le.PutUint64(exitRec[24:], 123000000) // exec record's start time
+		le.PutUint32(execRec[procOff:], pid)
+		exitProc := unsafe.Offsetof(processExitEvent{}.Proc)
+		le.PutUint32(exitRec[exitProc:], pid)
+		le.PutUint64(exitRec[exitProc+24:], 123000000) // exec record's start time
 		p.handle(execRec)
 		p.handle(exitRec)
 	}

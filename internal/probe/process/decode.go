@@ -2,9 +2,12 @@ package process
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
+
+	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/probe"
 )
 
 // Record kinds, as in process.bpf.c.
@@ -15,50 +18,34 @@ const (
 	kindExecFailed = 4
 )
 
-// Byte offsets of the records written by process.bpf.c; layout_test.go
-// checks them against the structs bpf2go generated from the same source.
-const (
-	execHeaderSize = 584 // offset of args
-	exitSize       = 56
-	forkSize       = 56
-	commOff        = 56
-	filenameOff    = 72
-	filenameBuf    = 512
-)
+const filenameBuf = 512 // FILENAME_BUF
 
-var le = binary.LittleEndian
+var execHeadSize = int(unsafe.Sizeof(processExecHead{}))
+
+// The records are copied into the structs bpf2go generated from
+// process.bpf.c (kernel.DecodeRecord), so no offset is written by hand.
 
 type rawExec struct {
 	failed        bool
 	argsTruncated bool
-	pid, tid      uint32
-	ppid          uint32
-	uid, gid      uint32
 	retval        int32
 	tsNS          uint64
-	startNS       uint64
-	cgroupID      uint64
-	comm          string
+	proc          probe.KernelProc
 	filename      string
 	args          []string
 }
 
 type rawExit struct {
-	pid, ppid uint32
-	exitCode  uint32
-	tsNS      uint64
-	startNS   uint64
-	cgroupID  uint64
-	comm      string
+	exitCode uint32
+	tsNS     uint64
+	proc     probe.KernelProc
 }
 
 type rawFork struct {
-	parentPID, childPID uint32
-	uid                 uint32
-	tsNS                uint64
-	childStartNS        uint64
-	cgroupID            uint64
-	comm                string
+	childPID     uint32
+	tsNS         uint64
+	childStartNS uint64
+	proc         probe.KernelProc // the parent's: the forking task
 }
 
 var errShort = errors.New("record too short")
@@ -73,31 +60,21 @@ func recordKind(b []byte) (uint8, error) {
 
 func decodeExec(b []byte, maxArgs int) (rawExec, error) {
 	var e rawExec
-	if len(b) < execHeaderSize {
-		return e, fmt.Errorf("exec record: %w (%d bytes)", errShort, len(b))
+	h, err := kernel.DecodeRecord[processExecHead](b)
+	if err != nil {
+		return e, fmt.Errorf("exec record: %w", err)
 	}
-	e.failed = b[0] == kindExecFailed
-	e.argsTruncated = b[1] != 0
-	fnLen := int(le.Uint16(b[2:]))
-	argsLen := int(le.Uint32(b[4:]))
-	e.pid = le.Uint32(b[8:])
-	e.tid = le.Uint32(b[12:])
-	e.ppid = le.Uint32(b[16:])
-	e.uid = le.Uint32(b[20:])
-	e.gid = le.Uint32(b[24:])
-	e.retval = int32(le.Uint32(b[28:]))
-	e.tsNS = le.Uint64(b[32:])
-	e.startNS = le.Uint64(b[40:])
-	e.cgroupID = le.Uint64(b[48:])
-	e.comm = cString(b[commOff:filenameOff])
-	if fnLen > filenameBuf {
-		fnLen = filenameBuf
-	}
-	e.filename = cString(b[filenameOff : filenameOff+fnLen])
-	if argsLen > len(b)-execHeaderSize {
+	e.failed = h.Kind == kindExecFailed
+	e.argsTruncated = h.ArgsTruncated != 0
+	e.retval, e.tsNS = h.Retval, h.TsNs
+	e.proc = probe.ToKernelProc(&h.Proc)
+	fnLen := min(int(h.FilenameLen), filenameBuf)
+	e.filename = cString(h.Filename[:fnLen])
+	argsLen := int(h.ArgsLen)
+	if argsLen > len(b)-execHeadSize {
 		return e, fmt.Errorf("exec record: args length %d exceeds record (%d bytes)", argsLen, len(b))
 	}
-	e.args, e.argsTruncated = splitArgs(b[execHeaderSize:execHeaderSize+argsLen], maxArgs, e.argsTruncated)
+	e.args, e.argsTruncated = splitArgs(b[execHeadSize:execHeadSize+argsLen], maxArgs, e.argsTruncated)
 	return e, nil
 }
 
@@ -130,38 +107,25 @@ func splitArgs(area []byte, maxArgs int, truncated bool) ([]string, bool) {
 }
 
 func decodeExit(b []byte) (rawExit, error) {
-	var e rawExit
-	if len(b) < exitSize {
-		return e, fmt.Errorf("exit record: %w (%d bytes)", errShort, len(b))
+	r, err := kernel.DecodeRecord[processExitEvent](b)
+	if err != nil {
+		return rawExit{}, fmt.Errorf("exit record: %w", err)
 	}
-	e.pid = le.Uint32(b[4:])
-	e.ppid = le.Uint32(b[8:])
-	e.exitCode = le.Uint32(b[12:])
-	e.tsNS = le.Uint64(b[16:])
-	e.startNS = le.Uint64(b[24:])
-	e.cgroupID = le.Uint64(b[32:])
-	e.comm = cString(b[40:56])
-	return e, nil
+	return rawExit{exitCode: r.ExitCode, tsNS: r.TsNs, proc: probe.ToKernelProc(&r.Proc)}, nil
 }
 
 func decodeFork(b []byte) (rawFork, error) {
-	var e rawFork
-	if len(b) < forkSize {
-		return e, fmt.Errorf("fork record: %w (%d bytes)", errShort, len(b))
+	r, err := kernel.DecodeRecord[processForkEvent](b)
+	if err != nil {
+		return rawFork{}, fmt.Errorf("fork record: %w", err)
 	}
-	e.parentPID = le.Uint32(b[4:])
-	e.childPID = le.Uint32(b[8:])
-	e.uid = le.Uint32(b[12:])
-	e.tsNS = le.Uint64(b[16:])
-	e.childStartNS = le.Uint64(b[24:])
-	e.cgroupID = le.Uint64(b[32:])
-	e.comm = cString(b[40:56])
-	return e, nil
+	return rawFork{childPID: r.ChildPid, tsNS: r.TsNs, childStartNS: r.ChildStartNs, proc: probe.ToKernelProc(&r.Proc)}, nil
 }
 
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
+func cString(b []int8) string {
+	u := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+	if i := bytes.IndexByte(u, 0); i >= 0 {
+		u = u[:i]
 	}
-	return string(b)
+	return string(u)
 }

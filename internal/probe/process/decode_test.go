@@ -6,11 +6,23 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/proc"
 )
 
 // Records are built from the structs bpf2go generated from process.bpf.c,
 // serialised by encoding/binary: an encoder independent of the decoder's
-// hand-written offsets.
+// memory copy. Field offsets in the fuzz checks come from those structs too.
+
+var (
+	procOff    = unsafe.Offsetof(processExecHead{}.Proc)
+	exitSize   = int(unsafe.Sizeof(processExitEvent{}))
+	forkSize   = int(unsafe.Sizeof(processForkEvent{}))
+	le         = binary.LittleEndian
+	testParent = "bash"
+)
 
 func setComm(dst *[16]int8, s string) {
 	for i := 0; i < len(s) && i < 15; i++ {
@@ -24,32 +36,35 @@ func fillBytes(dst []int8, s string) {
 	}
 }
 
+func testProc(pid uint32, comm string) processVigilProc {
+	v := processVigilProc{Pid: pid, Tid: pid + 1, Ppid: 1, Uid: 1000, Gid: 100, StartNs: 123000000, CgroupId: 77}
+	setComm(&v.Comm, comm)
+	setComm(&v.ParentComm, testParent)
+	return v
+}
+
 func buildExec(t testing.TB, kind uint8, filename string, args string, truncated bool) []byte {
-	ev := processExecEvent{
-		Kind: kind, Pid: 4242, Tid: 4243, Ppid: 1, Uid: 1000, Gid: 100, Retval: 0,
-		TsNs: 123456789, StartNs: 123000000, CgroupId: 77,
-	}
+	ev := processExecEvent{H: processExecHead{Kind: kind, TsNs: 123456789, Proc: testProc(4242, "bash")}}
 	if kind == kindExecFailed {
-		ev.Retval = -2
+		ev.H.Retval = -2
 	}
 	if truncated {
-		ev.ArgsTruncated = 1
+		ev.H.ArgsTruncated = 1
 	}
-	setComm(&ev.Comm, "bash")
-	fillBytes(ev.Filename[:], filename)
-	ev.FilenameLen = uint16(len(filename))
+	fillBytes(ev.H.Filename[:], filename)
+	ev.H.FilenameLen = uint16(len(filename))
 	fillBytes(ev.Args[:], args)
-	ev.ArgsLen = uint32(len(args))
+	ev.H.ArgsLen = uint32(len(args))
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()[:execHeaderSize+len(args)]
+	return buf.Bytes()[:execHeadSize+len(args)]
 }
 
 func buildExit(t testing.TB, pid, code uint32) []byte {
-	ev := processExitEvent{Kind: kindExit, Pid: pid, Ppid: 1, ExitCode: code, TsNs: 2e9, StartNs: 1e9, CgroupId: 5}
-	setComm(&ev.Comm, "sleep")
+	ev := processExitEvent{Kind: kindExit, ExitCode: code, TsNs: 2e9, Proc: testProc(pid, "sleep")}
+	ev.Proc.StartNs, ev.Proc.CgroupId = 1e9, 5
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
 		t.Fatal(err)
@@ -58,8 +73,8 @@ func buildExit(t testing.TB, pid, code uint32) []byte {
 }
 
 func buildFork(t testing.TB, parent, child uint32) []byte {
-	ev := processForkEvent{Kind: kindFork, ParentPid: parent, ChildPid: child, Uid: 3, TsNs: 9, ChildStartNs: 8, CgroupId: 6}
-	setComm(&ev.Comm, "make")
+	ev := processForkEvent{Kind: kindFork, ChildPid: child, TsNs: 9, ChildStartNs: 8, Proc: testProc(parent, "make")}
+	ev.Proc.Uid, ev.Proc.CgroupId = 3, 6
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
 		t.Fatal(err)
@@ -73,8 +88,10 @@ func TestDecodeExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.failed || e.argsTruncated || e.pid != 4242 || e.tid != 4243 || e.ppid != 1 || e.uid != 1000 || e.gid != 100 ||
-		e.retval != 0 || e.tsNS != 123456789 || e.startNS != 123000000 || e.cgroupID != 77 || e.comm != "bash" || e.filename != "/usr/bin/ls" {
+	want := probe.KernelProc{PID: 4242, TID: 4243, PPID: 1, UID: 1000, GID: 100, StartNS: 123000000, CgroupID: 77}
+	copy(want.Comm[:], "bash")
+	copy(want.ParentComm[:], testParent)
+	if e.failed || e.argsTruncated || e.proc != want || e.retval != 0 || e.tsNS != 123456789 || e.filename != "/usr/bin/ls" {
 		t.Errorf("decoded %+v", e)
 	}
 	if !slices.Equal(e.args, []string{"ls", "-l", "/tmp"}) {
@@ -115,17 +132,18 @@ func TestSplitArgs(t *testing.T) {
 
 func TestDecodeExitFork(t *testing.T) {
 	x, err := decodeExit(buildExit(t, 99, 7<<8))
-	if err != nil || x.pid != 99 || x.ppid != 1 || x.exitCode != 7<<8 || x.tsNS != 2e9 || x.startNS != 1e9 || x.cgroupID != 5 || x.comm != "sleep" {
+	if err != nil || x.proc.PID != 99 || x.proc.PPID != 1 || x.exitCode != 7<<8 || x.tsNS != 2e9 || x.proc.StartNS != 1e9 ||
+		x.proc.CgroupID != 5 || x.proc.Command() != "sleep" || x.proc.Process(proc.Process{}).ParentComm != testParent {
 		t.Errorf("exit %+v %v", x, err)
 	}
 	f, err := decodeFork(buildFork(t, 10, 11))
-	if err != nil || f.parentPID != 10 || f.childPID != 11 || f.uid != 3 || f.tsNS != 9 || f.childStartNS != 8 || f.cgroupID != 6 || f.comm != "make" {
+	if err != nil || f.proc.PID != 10 || f.childPID != 11 || f.proc.UID != 3 || f.tsNS != 9 || f.childStartNS != 8 || f.proc.CgroupID != 6 || f.proc.Command() != "make" {
 		t.Errorf("fork %+v %v", f, err)
 	}
 }
 
 func TestDecodeShort(t *testing.T) {
-	if _, err := decodeExec(make([]byte, execHeaderSize-1), 64); err == nil {
+	if _, err := decodeExec(make([]byte, execHeadSize-1), 64); err == nil {
 		t.Error("short exec record decoded")
 	}
 	if _, err := decodeExit(make([]byte, exitSize-1)); err == nil {
@@ -176,23 +194,23 @@ func FuzzDecodeExec(f *testing.F) {
 	f.Add(buildExec(f, kindExec, "/usr/bin/ls", "ls\x00-l\x00", false), 64)
 	f.Add(buildExec(f, kindExecFailed, "/nope", "/nope\x00\x00\x00", false), 2)
 	f.Add(buildExec(f, kindExec, strings.Repeat("p", 511), strings.Repeat("a\x00", 100), true), 0)
-	f.Add(make([]byte, execHeaderSize), 1)
+	f.Add(make([]byte, execHeadSize), 1)
 	f.Add([]byte{kindExec}, 64)
 	f.Fuzz(func(t *testing.T, b []byte, maxArgs int) {
 		e, err := decodeExec(b, maxArgs)
 		if err != nil {
 			return
 		}
-		if e.pid != le.Uint32(b[8:]) || e.cgroupID != le.Uint64(b[48:]) || e.failed != (b[0] == kindExecFailed) {
+		if e.proc.PID != le.Uint32(b[procOff:]) || e.proc.CgroupID != le.Uint64(b[procOff+32:]) || e.failed != (b[0] == kindExecFailed) {
 			t.Fatalf("header fields do not match the bytes")
 		}
-		if len(e.filename) > filenameBuf || len(e.comm) >= 16+1 {
-			t.Fatalf("filename %d / comm %d bytes exceed their buffers", len(e.filename), len(e.comm))
+		if len(e.filename) > filenameBuf || len(e.proc.Command()) > 16 {
+			t.Fatalf("filename %d / comm %d bytes exceed their buffers", len(e.filename), len(e.proc.Command()))
 		}
 		if maxArgs > 0 && len(e.args) > maxArgs {
 			t.Fatalf("%d args kept with max_args %d", len(e.args), maxArgs)
 		}
-		area := b[execHeaderSize : execHeaderSize+int(le.Uint32(b[4:]))]
+		area := b[execHeadSize : execHeadSize+int(le.Uint32(b[4:]))]
 		if joined := strings.Join(e.args, "\x00"); !bytes.HasPrefix(area, []byte(joined)) {
 			t.Fatalf("args %q are not a prefix of the area %q", e.args, area)
 		}
@@ -214,7 +232,8 @@ func FuzzDecodeExit(f *testing.F) {
 			}
 			return
 		}
-		if x.pid != le.Uint32(b[4:]) || x.exitCode != le.Uint32(b[12:]) || x.startNS != le.Uint64(b[24:]) || len(x.comm) > 16 {
+		po := unsafe.Offsetof(processExitEvent{}.Proc)
+		if x.exitCode != le.Uint32(b[4:]) || x.proc.PID != le.Uint32(b[po:]) || x.proc.StartNS != le.Uint64(b[po+24:]) || len(x.proc.Command()) > 16 {
 			t.Fatal("fields do not match the bytes")
 		}
 		s, sig, _ := decodeExitCode(x.exitCode)
@@ -235,7 +254,8 @@ func FuzzDecodeFork(f *testing.F) {
 			}
 			return
 		}
-		if x.parentPID != le.Uint32(b[4:]) || x.childPID != le.Uint32(b[8:]) || x.childStartNS != le.Uint64(b[24:]) || len(x.comm) > 16 {
+		po := unsafe.Offsetof(processForkEvent{}.Proc)
+		if x.proc.PID != le.Uint32(b[po:]) || x.childPID != le.Uint32(b[4:]) || x.childStartNS != le.Uint64(b[16:]) || len(x.proc.Command()) > 16 {
 			t.Fatal("fields do not match the bytes")
 		}
 	})

@@ -25,22 +25,21 @@ enum {
 volatile const __u32 max_args_bytes = 4096;
 volatile const bool emit_forks = true;
 
-struct exec_event {
+/* Fixed part of an exec record; the argument area follows it. */
+struct exec_head {
 	__u8 kind;
 	__u8 args_truncated;
 	__u16 filename_len;
 	__u32 args_len;
-	__u32 pid;
-	__u32 tid;
-	__u32 ppid;
-	__u32 uid;
-	__u32 gid;
 	__s32 retval;
+	__u32 pad;
 	__u64 ts_ns;
-	__u64 start_ns;
-	__u64 cgroup_id;
-	char comm[TASK_COMM_LEN];
+	struct vigil_proc proc;
 	char filename[FILENAME_BUF];
+};
+
+struct exec_event {
+	struct exec_head h;
 	/* Twice the limit so that masked offset + masked length provably fit. */
 	char args[2 * ARGS_BUF];
 };
@@ -48,25 +47,19 @@ struct exec_event {
 struct exit_event {
 	__u8 kind;
 	__u8 pad[3];
-	__u32 pid;
-	__u32 ppid;
 	__u32 exit_code;
 	__u64 ts_ns;
-	__u64 start_ns;
-	__u64 cgroup_id;
-	char comm[TASK_COMM_LEN];
+	struct vigil_proc proc;
 };
 
+/* proc is the parent's (the forking task's) context. */
 struct fork_event {
 	__u8 kind;
 	__u8 pad[3];
-	__u32 parent_pid;
 	__u32 child_pid;
-	__u32 uid;
 	__u64 ts_ns;
 	__u64 child_start_ns;
-	__u64 cgroup_id;
-	char comm[TASK_COMM_LEN];
+	struct vigil_proc proc;
 };
 
 VIGIL_EVENTS_RINGBUF(1 << 20)
@@ -110,24 +103,9 @@ static __always_inline struct exec_event *scratch(void)
 	return bpf_map_lookup_elem(&exec_scratch, &zero);
 }
 
-static __always_inline void fill_task(struct exec_event *e, struct task_struct *task)
-{
-	__u64 uidgid = bpf_get_current_uid_gid();
-
-	e->pid = BPF_CORE_READ(task, tgid);
-	e->tid = BPF_CORE_READ(task, pid);
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->uid = uidgid;
-	e->gid = uidgid >> 32;
-	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-}
-
 static __always_inline void submit_exec(struct exec_event *e)
 {
-	__u64 len = e->args_len;
+	__u64 len = e->h.args_len;
 
 	/* args_len < ARGS_BUF always; the opaque mask lets the verifier see it. */
 	asm volatile("%[len] &= 8191" : [len] "+r"(len));
@@ -145,28 +123,29 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 
 	if (!e)
 		return 0;
-	e->kind = EV_EXEC;
-	e->retval = 0;
-	e->args_truncated = 0;
-	fill_task(e, task);
+	e->h.kind = EV_EXEC;
+	e->h.retval = 0;
+	e->h.args_truncated = 0;
+	e->h.ts_ns = bpf_ktime_get_boot_ns();
+	vigil_fill_proc(&e->h.proc);
 
-	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
-	e->filename_len = n > 0 ? n - 1 : 0;
+	n = bpf_probe_read_kernel_str(e->h.filename, sizeof(e->h.filename), BPF_CORE_READ(bprm, filename));
+	e->h.filename_len = n > 0 ? n - 1 : 0;
 
 	start = BPF_CORE_READ(task, mm, arg_start);
 	end = BPF_CORE_READ(task, mm, arg_end);
 	len = end > start ? end - start : 0;
 	if (len > max_args_bytes) {
 		len = max_args_bytes;
-		e->args_truncated = 1;
+		e->h.args_truncated = 1;
 	}
 	if (len > ARGS_BUF - 1) {
 		len = ARGS_BUF - 1;
-		e->args_truncated = 1;
+		e->h.args_truncated = 1;
 	}
 	if (len && bpf_probe_read_user(e->args, len, (void *)start))
 		len = 0;
-	e->args_len = len;
+	e->h.args_len = len;
 	submit_exec(e);
 	return 0;
 }
@@ -191,13 +170,11 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 	if (!emit_forks || BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
 	e.kind = EV_FORK;
-	e.parent_pid = BPF_CORE_READ(parent, tgid);
 	e.child_pid = BPF_CORE_READ(child, tgid);
-	e.uid = bpf_get_current_uid_gid();
 	e.ts_ns = bpf_ktime_get_boot_ns();
 	e.child_start_ns = BPF_CORE_READ(child, start_boottime);
-	e.cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	/* The hook runs in the parent: current is the forking task. */
+	vigil_fill_proc(&e.proc);
 	if (bpf_ringbuf_output(&events, &e, sizeof(e), wakeup_flags()))
 		count_drop();
 	return 0;
@@ -241,13 +218,10 @@ static __always_inline int emit_exit(struct task_struct *task)
 	struct exit_event e = {};
 
 	e.kind = EV_EXIT;
-	e.pid = BPF_CORE_READ(task, tgid);
-	e.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e.exit_code = BPF_CORE_READ(task, exit_code);
 	e.ts_ns = bpf_ktime_get_boot_ns();
-	e.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	e.cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	/* The exiting task is current; exit_notify has not reparented it yet. */
+	vigil_fill_proc(&e.proc);
 	if (bpf_ringbuf_output(&events, &e, sizeof(e), wakeup_flags()))
 		count_drop();
 	return 0;
@@ -291,21 +265,6 @@ int BPF_PROG(raw_tp_exit, struct task_struct *p)
 	return handle_exit_live(p);
 }
 
-/* Stable prefix of the syscalls:sys_enter_execve(at) tracepoint records. */
-struct syscall_enter_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__u64 args[6];
-};
-
-struct syscall_exit_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__s64 ret;
-};
-
 static __always_inline int remember_exec(const char *filename, const char *const *argv)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -343,12 +302,13 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 	e = scratch();
 	if (!e)
 		goto out;
-	e->kind = EV_EXEC_FAILED;
-	e->retval = ctx->ret;
-	e->args_truncated = 0;
-	fill_task(e, (struct task_struct *)bpf_get_current_task());
-	n = bpf_probe_read_user_str(e->filename, sizeof(e->filename), (const char *)a->filename);
-	e->filename_len = n > 0 ? n - 1 : 0;
+	e->h.kind = EV_EXEC_FAILED;
+	e->h.retval = ctx->ret;
+	e->h.args_truncated = 0;
+	e->h.ts_ns = bpf_ktime_get_boot_ns();
+	vigil_fill_proc(&e->h.proc);
+	n = bpf_probe_read_user_str(e->h.filename, sizeof(e->h.filename), (const char *)a->filename);
+	e->h.filename_len = n > 0 ? n - 1 : 0;
 
 	int i;
 
@@ -359,7 +319,7 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 		if (bpf_probe_read_user(&arg, sizeof(arg), &((const char *const *)a->argv)[i]) || !arg)
 			break;
 		if (off >= max_args_bytes || off >= ARGS_BUF - 1) {
-			e->args_truncated = 1;
+			e->h.args_truncated = 1;
 			break;
 		}
 		/* Opaque to the compiler, so the verifier sees the mask. */
@@ -374,13 +334,13 @@ static __always_inline int report_failed_exec(struct syscall_exit_ctx *ctx)
 		const char *arg = NULL;
 
 		if (!bpf_probe_read_user(&arg, sizeof(arg), &((const char *const *)a->argv)[MAX_ARGV_SCAN]) && arg)
-			e->args_truncated = 1;
+			e->h.args_truncated = 1;
 	}
 	if (off > max_args_bytes) {
 		off = max_args_bytes;
-		e->args_truncated = 1;
+		e->h.args_truncated = 1;
 	}
-	e->args_len = off > ARGS_BUF - 1 ? ARGS_BUF - 1 : off;
+	e->h.args_len = off > ARGS_BUF - 1 ? ARGS_BUF - 1 : off;
 	submit_exec(e);
 out:
 	bpf_map_delete_elem(&inflight_execs, &tid);
@@ -400,6 +360,7 @@ int tp_exit_execveat(struct syscall_exit_ctx *ctx)
 }
 
 /* Keep the record types in BTF so bpf2go emits matching Go structs. */
-const struct exec_event *unused_exec_event __attribute__((unused));
+const struct exec_head *unused_exec_head __attribute__((unused));
+const struct vigil_proc *unused_vigil_proc __attribute__((unused));
 const struct exit_event *unused_exit_event __attribute__((unused));
 const struct fork_event *unused_fork_event __attribute__((unused));

@@ -42,8 +42,8 @@ func (c *Config) IsEnabled() bool { return c.Enabled }
 
 // Validate implements probe.Config.
 func (c *Config) Validate() error {
-	if c.RingbufSize < 4096 || c.RingbufSize&(c.RingbufSize-1) != 0 {
-		return fmt.Errorf("ringbuf_size: %d is not a power of two of at least 4096", c.RingbufSize)
+	if err := probe.ValidateRingSize(c.RingbufSize); err != nil {
+		return err
 	}
 	if c.MaxArgs < 1 {
 		return fmt.Errorf("max_args: %d must be at least 1", c.MaxArgs)
@@ -103,26 +103,20 @@ func short(tp string) string { return tp[len("sched_process_"):] }
 
 // Probe is the running process probe.
 type Probe struct {
-	cfg   *Config
-	env   *probe.Env
-	obj   *kernel.Object
-	clock *kernel.Clock
+	probe.Base
+	cfg *Config
 
 	execs     *prometheus.CounterVec
 	execFails *prometheus.CounterVec
 	exits     *prometheus.CounterVec
 	forks     prometheus.Counter
 	lifetime  prometheus.Histogram
-	decodeErr prometheus.Counter
 	exeCap    *metrics.LabelCap
 	ctrCap    *metrics.LabelCap
 }
 
 // New returns an unstarted probe.
-func New(cfg *Config) *Probe { return &Probe{cfg: cfg} }
-
-// Object implements probe.Probe.
-func (p *Probe) Object() *kernel.Object { return p.obj }
+func New(cfg *Config) *Probe { return &Probe{Base: probe.Base{Name: Name}, cfg: cfg} }
 
 // Start implements probe.Probe.
 func (p *Probe) Start(env *probe.Env) error {
@@ -130,17 +124,13 @@ func (p *Probe) Start(env *probe.Env) error {
 	if err != nil {
 		return fmt.Errorf("%s: reading embedded BPF object: %w", Name, err)
 	}
-	obj, err := kernel.Load(spec, kernel.LoadOptions{
-		Probe:     Name,
+	if err := p.Load(env, spec, kernel.LoadOptions{
 		Programs:  Programs(p.cfg),
 		Constants: map[string]any{"max_args_bytes": p.cfg.MaxArgsBytes, "emit_forks": p.cfg.Forks},
 		MapSizes:  map[string]uint32{"events": p.cfg.RingbufSize},
-		Disabled:  env.DisabledHooks,
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
 	p.registerMetrics(env)
 	return nil
 }
@@ -170,104 +160,83 @@ func (p *Probe) registerMetrics(env *probe.Env) {
 		Help:    "Lifetime of processes at exit.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms .. ~70 min
 	})
-	p.decodeErr = prometheus.NewCounter(prometheus.CounterOpts{
-		Name:        "vigil_probe_decode_errors_total",
-		Help:        "Ring buffer records that could not be decoded.",
-		ConstLabels: prometheus.Labels{"probe": Name},
-	})
-	if env.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.execs, p.execFails, p.exits, p.forks, p.lifetime, p.decodeErr} {
-			env.Registerer.MustRegister(c)
-		}
-	}
+	p.Register(p.execs, p.execFails, p.exits, p.forks, p.lifetime)
 }
 
 // Run implements probe.Probe.
 func (p *Probe) Run(ctx context.Context) error {
-	return p.obj.ReadRing(ctx, p.handle)
+	return p.ReadRing(ctx, p.handle)
 }
 
-// Close implements probe.Probe.
-func (p *Probe) Close() error {
-	if p.obj == nil {
-		return nil
-	}
-	return p.obj.Close()
-}
-
-func (p *Probe) handle(b []byte) {
+func (p *Probe) handle(b []byte) error {
 	kind, err := recordKind(b)
 	if err != nil {
-		p.decodeErr.Inc()
-		return
+		return err
 	}
 	switch kind {
 	case kindExec, kindExecFailed:
-		p.handleExec(b)
+		return p.handleExec(b)
 	case kindExit:
-		p.handleExit(b)
+		return p.handleExit(b)
 	case kindFork:
-		p.handleFork(b)
-	default:
-		p.decodeErr.Inc()
+		return p.handleFork(b)
 	}
+	return fmt.Errorf("unknown record kind %d", kind)
 }
 
-func (p *Probe) handleExec(b []byte) {
+func (p *Probe) handleExec(b []byte) error {
 	r, err := decodeExec(b, p.cfg.MaxArgs)
 	if err != nil {
-		p.decodeErr.Inc()
-		return
+		return err
 	}
 	exe := r.filename
 	if !r.failed && !filepath.IsAbs(exe) {
-		if target, err := os.Readlink("/proc/" + strconv.Itoa(int(r.pid)) + "/exe"); err == nil {
+		if target, err := os.Readlink("/proc/" + strconv.Itoa(int(r.proc.PID)) + "/exe"); err == nil {
 			exe = target
 		}
 	}
 	base := filepath.Base(exe)
 	if r.failed {
 		p.execFails.WithLabelValues(p.exeCap.Value(base), errnoName(-r.retval)).Inc()
-		p.publishExec(r, exe, p.env.Procs.Lookup(r.pid, r.cgroupID))
-		return
+		p.publishExec(r, exe, p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID))
+		return nil
 	}
-	pr := p.env.Procs.Exec(proc.Process{
-		PID: r.pid, PPID: r.ppid, StartNS: r.startNS, UID: r.uid, GID: r.gid,
-		Comm: r.comm, Exe: exe, Args: r.args, CgroupID: r.cgroupID,
-	})
+	entry := r.proc.CacheEntry()
+	entry.Exe, entry.Args = exe, r.args
+	pr := p.Env.Procs.Exec(entry)
 	p.execs.WithLabelValues(p.exeCap.Value(base), p.ctrCap.Value(pr.Container.Short())).Inc()
 	p.publishExec(r, exe, pr)
+	return nil
 }
 
 func (p *Probe) publishExec(r rawExec, exe string, pr proc.Process) {
-	if !p.env.Bus.Wants(event.KindExec) {
+	if !p.Env.Bus.Wants(event.KindExec) {
 		return
 	}
 	e := &event.Exec{
-		Header:        p.header(event.KindExec, r.tsNS, pr),
+		Header:        event.Header{Kind: event.KindExec, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
 		Filename:      r.filename,
 		Args:          r.args,
 		ArgsTruncated: r.argsTruncated,
 		Ret:           r.retval,
 	}
-	e.PID, e.TID, e.PPID, e.UID, e.GID, e.Comm, e.Exe = r.pid, r.tid, r.ppid, r.uid, r.gid, r.comm, exe
+	e.Exe = exe
 	if r.failed {
 		e.Error = errnoName(-r.retval)
 	}
-	p.env.Bus.Publish(e)
+	p.Env.Bus.Publish(e)
 }
 
-func (p *Probe) handleExit(b []byte) {
+func (p *Probe) handleExit(b []byte) error {
 	r, err := decodeExit(b)
 	if err != nil {
-		p.decodeErr.Inc()
-		return
+		return err
 	}
-	pr, ok := p.env.Procs.Exit(r.pid, r.startNS)
+	pr, ok := p.Env.Procs.Exit(r.proc.PID, r.proc.StartNS)
 	if !ok {
-		pr = p.env.Procs.Lookup(r.pid, r.cgroupID)
+		pr = p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
 	}
-	base := r.comm
+	base := r.proc.Command()
 	if pr.Exe != "" {
 		base = filepath.Base(pr.Exe)
 	}
@@ -280,39 +249,37 @@ func (p *Probe) handleExit(b []byte) {
 		outcome = "failure"
 	}
 	lifetime := 0.0
-	if r.tsNS > r.startNS {
-		lifetime = float64(r.tsNS-r.startNS) / 1e9
+	if r.tsNS > r.proc.StartNS {
+		lifetime = float64(r.tsNS-r.proc.StartNS) / 1e9
 	}
 	p.exits.WithLabelValues(p.exeCap.Value(base), p.ctrCap.Value(pr.Container.Short()), outcome).Inc()
 	p.lifetime.Observe(lifetime)
-	if !p.env.Bus.Wants(event.KindExit) {
-		return
+	if !p.Env.Bus.Wants(event.KindExit) {
+		return nil
 	}
-	e := &event.Exit{Header: p.header(event.KindExit, r.tsNS, pr), ExitCode: status, Signal: sig, CoreDumped: core, LifetimeSeconds: lifetime}
-	e.PID, e.PPID, e.Comm, e.StartNS = r.pid, r.ppid, r.comm, r.startNS
-	p.env.Bus.Publish(e)
+	p.Env.Bus.Publish(&event.Exit{
+		Header:   event.Header{Kind: event.KindExit, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
+		ExitCode: status, Signal: sig, CoreDumped: core, LifetimeSeconds: lifetime,
+	})
+	return nil
 }
 
-func (p *Probe) handleFork(b []byte) {
+func (p *Probe) handleFork(b []byte) error {
 	r, err := decodeFork(b)
 	if err != nil {
-		p.decodeErr.Inc()
-		return
+		return err
 	}
 	p.forks.Inc()
-	p.env.Procs.Fork(r.parentPID, r.childPID, r.childStartNS)
-	if !p.env.Bus.Wants(event.KindFork) {
-		return
+	p.Env.Procs.Fork(r.proc.PID, r.childPID, r.childStartNS)
+	if !p.Env.Bus.Wants(event.KindFork) {
+		return nil
 	}
-	pr := p.env.Procs.Lookup(r.parentPID, r.cgroupID)
-	e := &event.Fork{Header: p.header(event.KindFork, r.tsNS, pr), ChildPID: r.childPID, ChildStartNS: r.childStartNS}
-	e.PID, e.Comm = r.parentPID, r.comm
-	p.env.Bus.Publish(e)
-}
-
-// header fills the common fields from the process cache entry.
-func (p *Probe) header(k event.Kind, tsNS uint64, pr proc.Process) event.Header {
-	return event.Header{Kind: k, Time: p.clock.Wall(tsNS), Process: probe.EventProcess(pr)}
+	pr := p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
+	p.Env.Bus.Publish(&event.Fork{
+		Header:   event.Header{Kind: event.KindFork, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
+		ChildPID: r.childPID, ChildStartNS: r.childStartNS,
+	})
+	return nil
 }
 
 // decodeExitCode splits the kernel's exit_code into exit status, signal and

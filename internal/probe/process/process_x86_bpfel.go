@@ -20,36 +20,31 @@ type processExecArgs struct {
 }
 
 type processExecEvent struct {
+	_    structs.HostLayout
+	H    processExecHead
+	Args [16384]int8
+}
+
+type processExecHead struct {
 	_             structs.HostLayout
 	Kind          uint8
 	ArgsTruncated uint8
 	FilenameLen   uint16
 	ArgsLen       uint32
-	Pid           uint32
-	Tid           uint32
-	Ppid          uint32
-	Uid           uint32
-	Gid           uint32
 	Retval        int32
+	Pad           uint32
 	TsNs          uint64
-	StartNs       uint64
-	CgroupId      uint64
-	Comm          [16]int8
+	Proc          processVigilProc
 	Filename      [512]int8
-	Args          [16384]int8
 }
 
 type processExitEvent struct {
 	_        structs.HostLayout
 	Kind     uint8
 	Pad      [3]uint8
-	Pid      uint32
-	Ppid     uint32
 	ExitCode uint32
 	TsNs     uint64
-	StartNs  uint64
-	CgroupId uint64
-	Comm     [16]int8
+	Proc     processVigilProc
 }
 
 type processExitKey struct {
@@ -63,13 +58,24 @@ type processForkEvent struct {
 	_            structs.HostLayout
 	Kind         uint8
 	Pad          [3]uint8
-	ParentPid    uint32
 	ChildPid     uint32
-	Uid          uint32
 	TsNs         uint64
 	ChildStartNs uint64
-	CgroupId     uint64
-	Comm         [16]int8
+	Proc         processVigilProc
+}
+
+type processVigilProc struct {
+	_          structs.HostLayout
+	Pid        uint32
+	Tid        uint32
+	Ppid       uint32
+	Uid        uint32
+	Gid        uint32
+	Pad        uint32
+	StartNs    uint64
+	CgroupId   uint64
+	Comm       [16]int8
+	ParentComm [16]int8
 }
 
 // Names of all BPF objects in the ELF.
@@ -95,9 +101,10 @@ const (
 	processProgTpExitExecveat  = "tp_exit_execveat"
 	processVarEmitForks        = "emit_forks"
 	processVarMaxArgsBytes     = "max_args_bytes"
-	processVarUnusedExecEvent  = "unused_exec_event"
+	processVarUnusedExecHead   = "unused_exec_head"
 	processVarUnusedExitEvent  = "unused_exit_event"
 	processVarUnusedForkEvent  = "unused_fork_event"
+	processVarUnusedVigilProc  = "unused_vigil_proc"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -173,9 +180,10 @@ type processMapSpecs struct {
 type processVariableSpecs struct {
 	EmitForks       *ebpf.VariableSpec `ebpf:"emit_forks"`
 	MaxArgsBytes    *ebpf.VariableSpec `ebpf:"max_args_bytes"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExecHead  *ebpf.VariableSpec `ebpf:"unused_exec_head"`
 	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
 	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedVigilProc *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
 }
 
 // processObjects contains all objects after they have been loaded into the kernel.
@@ -221,9 +229,10 @@ func (m *processMaps) Close() error {
 type processVariables struct {
 	EmitForks       *ebpf.Variable `ebpf:"emit_forks"`
 	MaxArgsBytes    *ebpf.Variable `ebpf:"max_args_bytes"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExecHead  *ebpf.Variable `ebpf:"unused_exec_head"`
 	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
 	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedVigilProc *ebpf.Variable `ebpf:"unused_vigil_proc"`
 }
 
 // processPrograms contains all programs after they have been loaded into the kernel.

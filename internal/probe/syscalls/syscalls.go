@@ -100,17 +100,24 @@ func Programs() []kernel.ProgramDef {
 
 // Probe is the running syscalls probe.
 type Probe struct {
-	cfg *Config
-	env *probe.Env
-	obj *kernel.Object
-	cg  *proc.Cgroups
+	probe.Base // no ring buffer: Obj, Close and Register only
+	cfg        *Config
+	maps       statMaps
+	cg         *proc.Cgroups
+}
+
+// statMaps are the maps user space reads or fills, by their names in
+// syscalls.bpf.c (task_starts exists only where task storage does).
+type statMaps struct {
+	FilterPids     *ebpf.Map `ebpf:"filter_pids"`
+	Stats          *ebpf.Map `ebpf:"stats"`
+	StatsOverflow  *ebpf.Map `ebpf:"stats_overflow"`
+	Errnos         *ebpf.Map `ebpf:"errnos"`
+	ErrnosOverflow *ebpf.Map `ebpf:"errnos_overflow"`
 }
 
 // New returns an unstarted probe.
-func New(cfg *Config) *Probe { return &Probe{cfg: cfg} }
-
-// Object implements probe.Probe.
-func (p *Probe) Object() *kernel.Object { return p.obj }
+func New(cfg *Config) *Probe { return &Probe{Base: probe.Base{Name: Name}, cfg: cfg} }
 
 // Start implements probe.Probe.
 func (p *Probe) Start(env *probe.Env) error {
@@ -149,22 +156,24 @@ func (p *Probe) Start(env *probe.Env) error {
 			return err
 		}
 	}
+	if err := obj.Assign(&p.maps); err != nil {
+		_ = obj.Close()
+		return err
+	}
 	for _, pid := range p.cfg.PIDs {
-		if err := obj.Maps["filter_pids"].Put(pid, uint8(1)); err != nil {
+		if err := p.maps.FilterPids.Put(pid, uint8(1)); err != nil {
 			_ = obj.Close()
 			return fmt.Errorf("%s: setting pid filter: %w", Name, err)
 		}
 	}
-	p.env, p.obj = env, obj
+	p.Env, p.Obj = env, obj
 	p.cg = env.CgroupResolver(p.cfg.CgroupRoot)
-	if env.Registerer != nil {
-		limit := env.LabelLimit
-		env.Registerer.MustRegister(&collector{
-			p:       p,
-			procCap: metrics.NewLabelCap("vigil_syscalls_total", "process", limit),
-			ctrCap:  metrics.NewLabelCap("vigil_syscalls_total", "container", limit),
-		})
-	}
+	limit := env.LabelLimit
+	p.Register(&collector{
+		p:       p,
+		procCap: metrics.NewLabelCap("vigil_syscalls_total", "process", limit),
+		ctrCap:  metrics.NewLabelCap("vigil_syscalls_total", "container", limit),
+	})
 	return nil
 }
 
@@ -179,14 +188,6 @@ func hooksDiffer(obj *kernel.Object) bool {
 func (p *Probe) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
-}
-
-// Close implements probe.Probe.
-func (p *Probe) Close() error {
-	if p.obj == nil {
-		return nil
-	}
-	return p.obj.Close()
 }
 
 // Stat is the kernel's aggregate for one (syscall, cgroup, comm).
@@ -217,7 +218,7 @@ func (p *Probe) Snapshot() ([]Stat, []ErrnoStat, error) {
 	var stats []Stat
 	var k syscallsStatKey
 	var vals []syscallsStatVal
-	it := p.obj.Maps["stats"].Iterate()
+	it := p.maps.Stats.Iterate()
 	for it.Next(&k, &vals) {
 		s := Stat{Nr: int(k.Nr), CgroupID: k.CgroupId, Comm: comm(k.Comm)}
 		addVals(&s, vals)
@@ -227,7 +228,7 @@ func (p *Probe) Snapshot() ([]Stat, []ErrnoStat, error) {
 		return nil, nil, fmt.Errorf("reading syscall stats: %w", err)
 	}
 	var nr uint32
-	ov := p.obj.Maps["stats_overflow"].Iterate()
+	ov := p.maps.StatsOverflow.Iterate()
 	for ov.Next(&nr, &vals) {
 		s := Stat{Nr: int(nr), Overflow: true}
 		addVals(&s, vals)
@@ -242,14 +243,14 @@ func (p *Probe) Snapshot() ([]Stat, []ErrnoStat, error) {
 	var errs []ErrnoStat
 	var ek syscallsErrnoKey
 	var counts []uint64
-	ei := p.obj.Maps["errnos"].Iterate()
+	ei := p.maps.Errnos.Iterate()
 	for ei.Next(&ek, &counts) {
 		errs = append(errs, ErrnoStat{Nr: int(ek.Nr), Errno: ek.Err, Count: sum(counts)})
 	}
 	if err := ei.Err(); err != nil {
 		return nil, nil, fmt.Errorf("reading syscall errnos: %w", err)
 	}
-	eo := p.obj.Maps["errnos_overflow"].Iterate()
+	eo := p.maps.ErrnosOverflow.Iterate()
 	for eo.Next(&nr, &counts) {
 		if n := sum(counts); n > 0 {
 			errs = append(errs, ErrnoStat{Nr: int(nr), Count: n})
@@ -336,7 +337,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	stats, errs, err := c.p.Snapshot()
 	if err != nil {
-		c.p.env.Log.Warn("reading syscall statistics", "err", err)
+		c.p.Env.Log.Warn("reading syscall statistics", "err", err)
 		return
 	}
 	type callKey struct{ sc, proc, ctr string }

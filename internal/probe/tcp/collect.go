@@ -152,15 +152,15 @@ func (c *aggCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *aggCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	obj := c.p.obj
+	obj, m := c.p.Obj, &c.p.maps
 	if obj == nil || obj.Maps == nil {
 		return
 	}
-	cnt := readCounters(obj.Maps["counters"])
+	cnt := readCounters(m.Counters)
 
 	// Socket table: active connections and evictions.
 	var inbound, outbound, socks int
-	iterate(obj.Maps["socks"], func(_ uint64, si tcpSockInfo) {
+	iterate(m.Socks, func(_ uint64, si tcpSockInfo) {
 		socks++
 		if si.Flags&flagEstablished == 0 {
 			return
@@ -174,11 +174,11 @@ func (c *aggCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(inbound), "inbound")
 	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(outbound), "outbound")
 	listeners := 0
-	iterate(obj.Maps["listeners"], func(_ tcpListenKey, _ tcpSockInfo) { listeners++ })
+	iterate(m.Listeners, func(_ tcpListenKey, _ tcpSockInfo) { listeners++ })
 
 	// Aggregates.
 	seen := make(map[tcpAggKey]aggTotals, len(c.prevAgg))
-	iteratePerCPU(obj.Maps["agg"], func(k tcpAggKey, vals []tcpAggVal) {
+	iteratePerCPU(m.Agg, func(k tcpAggKey, vals []tcpAggVal) {
 		var cur aggTotals
 		for i := range vals {
 			cur.add(&vals[i])
@@ -223,8 +223,8 @@ func (c *aggCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(rttDesc, t.rttCount, float64(t.rttSumUS)/1e6, buckets, l.container, l.comm, l.remote)
 	}
 
-	c.collectInterfaces(ch, obj.Maps["ifstats"], cnt[cIfInsertFail])
-	c.collectCgroups(ch, obj.Maps["cgstats"], cnt[cCgInsertFail])
+	c.collectInterfaces(ch, m.Ifstats, cnt[cIfInsertFail])
+	c.collectCgroups(ch, m.Cgstats, cnt[cCgInsertFail])
 }
 
 // table reports a bounded table's fill and derives its evictions.

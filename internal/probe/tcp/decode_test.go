@@ -1,11 +1,14 @@
 package tcp
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/proc"
 )
 
 func record(e tcpTcpEvent) []byte {
@@ -13,16 +16,23 @@ func record(e tcpTcpEvent) []byte {
 }
 
 func TestDecodeEvent(t *testing.T) {
-	in := tcpTcpEvent{Kind: kindClose, Family: afInet6, Pid: 42, Sport: 1234, Dport: 80, BytesAcked: 1002, BytesReceived: 501,
-		Ctl: ctlSynAcked | ctlFinAcked | ctlFinReceived}
+	in := tcpTcpEvent{Kind: kindClose, Family: afInet6, Sport: 1234, Dport: 80, BytesAcked: 1002, BytesReceived: 501,
+		Ctl:  ctlSynAcked | ctlFinAcked | ctlFinReceived,
+		Proc: tcpVigilProc{Pid: 42, Tid: 43, Ppid: 7, StartNs: 9e9}}
 	in.Daddr = [16]uint8{0: 0x20, 1: 0x01, 15: 1}
-	copy(in.Comm[:], []int8{'c', 'u', 'r', 'l'})
+	copy(in.Proc.Comm[:], []int8{'c', 'u', 'r', 'l'})
+	copy(in.Proc.ParentComm[:], []int8{'s', 'h'})
 	got, err := decodeEvent(record(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Pid != 42 || got.Sport != 1234 || cString(got.Comm[:]) != "curl" || addr(uint16(got.Family), got.Daddr).String() != "2001::1" {
+	kp := probe.ToKernelProc(&got.Proc)
+	if kp.PID != 42 || kp.TID != 43 || kp.PPID != 7 || kp.StartNS != 9e9 || got.Sport != 1234 || kp.Command() != "curl" ||
+		kp.Process(proc.Process{}).ParentComm != "sh" || addr(uint16(got.Family), got.Daddr).String() != "2001::1" {
 		t.Errorf("decoded %+v", got)
+	}
+	if err := probe.CheckKernelProc(reflect.TypeOf(tcpVigilProc{})); err != nil {
+		t.Error(err)
 	}
 	if s, r := payload(&got); s != 1000 || r != 500 {
 		t.Errorf("payload %d/%d, want 1000/500 (SYN and FIN removed)", s, r)

@@ -15,7 +15,7 @@ import (
 func TestClassicTracepointFallback(t *testing.T) {
 	h := startProbe(t, DefaultConfig(), kernel.TpBTF, kernel.RawTP)
 	hooks := map[string]kernel.HookKind{}
-	for _, st := range h.p.obj.Status() {
+	for _, st := range h.p.Obj.Status() {
 		hooks[st.Name] = st.Hook
 	}
 	for _, name := range []string{"inet_sock_set_state", "tcp_retransmit_skb", "tcp_send_reset", "tcp_receive_reset"} {

@@ -1,8 +1,9 @@
 package tcp
 
 import (
-	"fmt"
 	"net/netip"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/vigilproject/vigil/internal/kernel"
 )
@@ -28,17 +29,19 @@ type Conn struct {
 
 // Connections lists the established connections in the probe's socket table.
 func Connections(obj *kernel.Object) ([]Conn, error) {
-	m, ok := obj.Maps["socks"]
-	if !ok {
-		return nil, fmt.Errorf("%s: BPF object has no socket table", obj.Probe)
+	var m struct {
+		Socks *ebpf.Map `ebpf:"socks"`
+	}
+	if err := obj.Assign(&m); err != nil {
+		return nil, err
 	}
 	var out []Conn
-	iterate(m, func(k uint64, si tcpSockInfo) {
+	iterate(m.Socks, func(k uint64, si tcpSockInfo) {
 		if si.Flags&flagEstablished == 0 {
 			return
 		}
 		out = append(out, Conn{
-			ID: k, PID: si.Pid, Comm: cString(si.Comm[:]), CgroupID: si.CgroupId,
+			ID: k, PID: si.Owner.Pid, Comm: cString(si.Owner.Comm[:]), CgroupID: si.Owner.CgroupId,
 			Inbound:    si.Flags&flagPassive != 0,
 			Local:      netip.AddrPortFrom(addr(si.Family, si.Saddr), si.Sport),
 			Remote:     netip.AddrPortFrom(addr(si.Family, si.Daddr), si.Dport),

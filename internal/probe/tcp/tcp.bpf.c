@@ -85,13 +85,9 @@ volatile const bool track_connections = true;
 struct sock_info {
 	__u64 start_ns;	 /* connect() start, or handshake completion */
 	__u64 est_ns;	 /* reached ESTABLISHED (0 = not yet) */
-	__u64 cgroup_id;
-	__u64 task_start_ns; /* owner's start time: identity with the pid */
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
+	struct vigil_proc owner; /* the owning task, when it connected, listened or accepted */
 	__u32 flags;
-	char comm[TASK_COMM_LEN];
+	__u32 pad0;
 	/* Live counters, refreshed by sampled tcp_probe hits and retransmits;
 	 * bytes are payload (SYN and FIN excluded). */
 	__u64 bytes_acked;
@@ -116,15 +112,10 @@ struct tcp_event {
 	__u8 state; /* state the socket left (close) */
 	__u8 ctl;   /* CTL_* : which SYN/FIN sequence numbers the counters include */
 	__u32 flags;
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
 	__s32 err; /* errno of a failed connect (sk_err), 0 otherwise */
 	__u64 ts_ns;
 	__u64 start_ns;
 	__u64 est_ns;
-	__u64 cgroup_id;
-	__u64 task_start_ns;
 	__u64 sk;
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -141,7 +132,7 @@ struct tcp_event {
 	__u32 srtt_us;
 	__u32 mdev_us;
 	__u32 pad1;
-	char comm[TASK_COMM_LEN];
+	struct vigil_proc proc; /* the socket's owner (zero when unknown) */
 };
 
 /* Aggregation key for retransmits, resets and RTT: the owner and the peer. */
@@ -310,15 +301,7 @@ static __always_inline void fill_tuple(struct sock_info *si, const struct sock *
 
 static __always_inline void fill_owner(struct sock_info *si)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 id = bpf_get_current_pid_tgid();
-
-	si->pid = id >> 32;
-	si->tid = (__u32)id;
-	si->uid = (__u32)bpf_get_current_uid_gid();
-	si->cgroup_id = bpf_get_current_cgroup_id();
-	si->task_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	bpf_get_current_comm(si->comm, sizeof(si->comm));
+	vigil_fill_proc(&si->owner);
 }
 
 /* Which SYN/FIN sequence numbers a closing socket's byte counters include. */
@@ -359,14 +342,9 @@ static __always_inline void fill_event(struct tcp_event *e, const struct sock *s
 	}
 	if (si) {
 		e->flags = si->flags;
-		e->pid = si->pid;
-		e->tid = si->tid;
-		e->uid = si->uid;
 		e->start_ns = si->start_ns;
 		e->est_ns = si->est_ns;
-		e->cgroup_id = si->cgroup_id;
-		e->task_start_ns = si->task_start_ns;
-		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
+		e->proc = si->owner;
 	}
 	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
@@ -601,20 +579,6 @@ int BPF_PROG(raw_tp_error_report, const struct sock *sk)
 
 /* --- accept(): hand the socket to the accepting task. --- */
 
-struct syscall_exit_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__s64 ret;
-};
-
-struct syscall_enter_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__u64 args[6];
-};
-
 /* The socket behind a file descriptor of the current task (a socket fd, as
  * the callers only pass fds that connect/accept/getsockopt succeeded on). */
 static __always_inline struct sock *fd_to_sk(__s64 fd)
@@ -754,8 +718,8 @@ static __always_inline struct agg_val *agg_for(const struct sock *sk, struct soc
 	if (sk) {
 		k.family = read_raddr(sk, k.raddr);
 		if (si) {
-			k.cgroup_id = si->cgroup_id;
-			__builtin_memcpy(k.comm, si->comm, sizeof(k.comm));
+			k.cgroup_id = si->owner.cgroup_id;
+			__builtin_memcpy(k.comm, si->owner.comm, sizeof(k.comm));
 		}
 	}
 	v = bpf_map_lookup_elem(&agg, &k);
@@ -1024,8 +988,8 @@ int BPF_PROG(tp_btf_probe, struct sock *sk)
 	count(C_RTT_SAMPLES);
 	si = bpf_map_lookup_elem(&socks, &key);
 	if (si) {
-		k.cgroup_id = si->cgroup_id;
-		__builtin_memcpy(k.comm, si->comm, sizeof(k.comm));
+		k.cgroup_id = si->owner.cgroup_id;
+		__builtin_memcpy(k.comm, si->owner.comm, sizeof(k.comm));
 	}
 	k.family = sk->__sk_common.skc_family;
 	if (k.family == AF_INET)
@@ -1232,6 +1196,7 @@ int cgroup_egress(struct __sk_buff *skb)
 }
 
 /* Keep the record types in BTF so bpf2go emits matching Go structs. */
+const struct vigil_proc *unused_vigil_proc __attribute__((unused));
 const struct tcp_event *unused_tcp_event __attribute__((unused));
 const struct sock_info *unused_sock_info __attribute__((unused));
 const struct agg_key *unused_agg_key __attribute__((unused));

@@ -135,10 +135,9 @@ func Programs(cfg *Config) []kernel.ProgramDef {
 
 // Probe is the running TCP probe.
 type Probe struct {
+	probe.Base
 	cfg     *Config
-	env     *probe.Env
-	obj     *kernel.Object
-	clock   *kernel.Clock
+	maps    tcpMaps // the object's maps, by the names tcp.bpf.c gives them
 	cgroups *proc.Cgroups
 	cgLinks []link.Link
 
@@ -147,17 +146,13 @@ type Probe struct {
 	closed      *prometheus.CounterVec
 	connLatency *prometheus.HistogramVec
 	duration    *prometheus.HistogramVec
-	decodeErr   prometheus.Counter
 	ctrCap      *metrics.LabelCap
 	commCap     *metrics.LabelCap
 	agg         *aggCollector
 }
 
 // New returns an unstarted probe.
-func New(cfg *Config) *Probe { return &Probe{cfg: cfg} }
-
-// Object implements probe.Probe.
-func (p *Probe) Object() *kernel.Object { return p.obj }
+func New(cfg *Config) *Probe { return &Probe{Base: probe.Base{Name: Name}, cfg: cfg} }
 
 // Config returns the probe's configuration.
 func (p *Probe) Config() *Config { return p.cfg }
@@ -172,20 +167,20 @@ func (p *Probe) Start(env *probe.Env) error {
 	if every == 0 {
 		every = 1
 	}
-	obj, err := kernel.Load(spec, kernel.LoadOptions{
-		Probe:     Name,
+	if err := p.Load(env, spec, kernel.LoadOptions{
 		Programs:  Programs(p.cfg),
 		Constants: map[string]any{"rtt_sample_every": every},
 		MapSizes: map[string]uint32{
 			"events": p.cfg.RingbufSize, "socks": p.cfg.MaxSockets,
 			"listeners": p.cfg.MaxListeners, "agg": p.cfg.MaxAggregates,
 		},
-		Disabled: env.DisabledHooks,
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
+	if err := p.Obj.Assign(&p.maps); err != nil {
+		_ = p.Close()
+		return err
+	}
 	p.cgroups = env.CgroupResolver("/sys/fs/cgroup")
 	if p.cfg.CgroupTraffic {
 		if err := p.attachCgroup(spec, env); err != nil {
@@ -210,10 +205,10 @@ func (p *Probe) attachCgroup(spec *ebpf.CollectionSpec, env *probe.Env) error {
 		st := kernel.ProgramStatus{Probe: Name, Name: h.prog, Hook: kernel.CgroupSKB, Target: root}
 		one := spec.Copy()
 		one.Programs = map[string]*ebpf.ProgramSpec{h.prog: spec.Programs[h.prog]}
-		coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: p.obj.Maps})
+		coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: p.Obj.Maps})
 		if err != nil {
 			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
-			p.obj.Skipped = append(p.obj.Skipped, st)
+			p.Obj.Skipped = append(p.Obj.Skipped, st)
 			return err
 		}
 		prog := coll.DetachProgram(h.prog)
@@ -222,12 +217,12 @@ func (p *Probe) attachCgroup(spec *ebpf.CollectionSpec, env *probe.Env) error {
 		if err != nil {
 			prog.Close()
 			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
-			p.obj.Skipped = append(p.obj.Skipped, st)
+			p.Obj.Skipped = append(p.Obj.Skipped, st)
 			return err
 		}
 		st.Attached = true
 		p.cgLinks = append(p.cgLinks, l)
-		p.obj.Programs = append(p.obj.Programs, &kernel.Program{ProgramStatus: st, Prog: prog})
+		p.Obj.Programs = append(p.Obj.Programs, &kernel.Program{ProgramStatus: st, Prog: prog})
 	}
 	return nil
 }
@@ -258,22 +253,13 @@ func (p *Probe) registerMetrics(env *probe.Env) {
 		Help:    "Lifetime of TCP connections from establishment to close.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms .. ~70 min
 	}, []string{"direction"})
-	p.decodeErr = prometheus.NewCounter(prometheus.CounterOpts{
-		Name:        "vigil_probe_decode_errors_total",
-		Help:        "Ring buffer records that could not be decoded.",
-		ConstLabels: prometheus.Labels{"probe": Name},
-	})
 	p.agg = newAggCollector(p, limit)
-	if env.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.opened, p.failed, p.closed, p.connLatency, p.duration, p.decodeErr, p.agg} {
-			env.Registerer.MustRegister(c)
-		}
-	}
+	p.Register(p.opened, p.failed, p.closed, p.connLatency, p.duration, p.agg)
 }
 
 // Run implements probe.Probe.
 func (p *Probe) Run(ctx context.Context) error {
-	return p.obj.ReadRing(ctx, p.handle)
+	return p.ReadRing(ctx, p.handle)
 }
 
 // Close implements probe.Probe.
@@ -283,20 +269,18 @@ func (p *Probe) Close() error {
 		errs = append(errs, l.Close())
 	}
 	p.cgLinks = nil
-	if p.obj != nil {
-		errs = append(errs, p.obj.Close())
-	}
+	errs = append(errs, p.Base.Close())
 	return errors.Join(errs...)
 }
 
-func (p *Probe) handle(b []byte) {
+func (p *Probe) handle(b []byte) error {
 	r, err := decodeEvent(b)
 	if err != nil {
-		p.decodeErr.Inc()
-		return
+		return err
 	}
-	comm := cString(r.Comm[:])
-	pr := p.process(&r, comm)
+	kp := probe.ToKernelProc(&r.Proc)
+	comm := kp.Command()
+	pr := p.process(kp)
 	ctr := p.ctrCap.Value(pr.Container.Short())
 	commL := p.commCap.Value(comm)
 	dir := "outbound"
@@ -308,38 +292,39 @@ func (p *Probe) handle(b []byte) {
 		lat := since(r.EstNs, r.StartNs)
 		p.opened.WithLabelValues("outbound", commL, ctr).Inc()
 		p.connLatency.WithLabelValues(ctr).Observe(float64(lat) / 1e9)
-		if p.env.Bus.Wants(event.KindConnect) {
-			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: connOf(&r, dir), LatencyMS: nsToMS(lat)}
-			p.env.Bus.Publish(e)
+		if p.Env.Bus.Wants(event.KindConnect) {
+			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, kp, pr), TCPConn: connOf(&r, dir), LatencyMS: nsToMS(lat)}
+			p.Env.Bus.Publish(e)
 		}
 	case kindConnectFailed:
 		name := errnoName(r.Err)
 		p.failed.WithLabelValues(name, commL, ctr).Inc()
-		if p.env.Bus.Wants(event.KindConnect) {
-			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, pr, comm), TCPConn: connOf(&r, dir),
+		if p.Env.Bus.Wants(event.KindConnect) {
+			e := &event.TCPConnect{Header: p.header(event.KindConnect, &r, kp, pr), TCPConn: connOf(&r, dir),
 				LatencyMS: nsToMS(since(r.TsNs, r.StartNs)), Error: name, Errno: int(r.Err)}
-			p.env.Bus.Publish(e)
+			p.Env.Bus.Publish(e)
 		}
 	case kindAccept:
 		p.opened.WithLabelValues("inbound", commL, ctr).Inc()
-		if p.env.Bus.Wants(event.KindAccept) {
-			e := &event.TCPAccept{Header: p.header(event.KindAccept, &r, pr, comm), TCPConn: connOf(&r, dir), QueuedMS: nsToMS(since(r.TsNs, r.EstNs))}
-			p.env.Bus.Publish(e)
+		if p.Env.Bus.Wants(event.KindAccept) {
+			e := &event.TCPAccept{Header: p.header(event.KindAccept, &r, kp, pr), TCPConn: connOf(&r, dir), QueuedMS: nsToMS(since(r.TsNs, r.EstNs))}
+			p.Env.Bus.Publish(e)
 		}
 	case kindClose:
 		dur := since(r.TsNs, r.EstNs)
 		sent, received := payload(&r)
 		p.closed.WithLabelValues(dir, commL, ctr).Inc()
 		p.duration.WithLabelValues(dir).Observe(float64(dur) / 1e9)
-		if p.env.Bus.Wants(event.KindClose) {
-			e := &event.TCPClose{Header: p.header(event.KindClose, &r, pr, comm), TCPConn: connOf(&r, dir),
+		if p.Env.Bus.Wants(event.KindClose) {
+			e := &event.TCPClose{Header: p.header(event.KindClose, &r, kp, pr), TCPConn: connOf(&r, dir),
 				BytesSent: sent, BytesReceived: received, BytesRetrans: r.BytesRetrans,
 				SegsIn: r.SegsIn, SegsOut: r.SegsOut, Retransmits: r.TotalRetrans,
 				SRTTUS: r.SrttUs, RTTVarUS: r.MdevUs, DurationMS: nsToMS(dur),
 				State: stateName(r.State), Owner: owner(r.Flags)}
-			p.env.Bus.Publish(e)
+			p.Env.Bus.Publish(e)
 		}
 	}
+	return nil
 }
 
 // connOf formats the connection's endpoints, only for events someone reads:
@@ -365,26 +350,24 @@ func owner(flags uint32) string {
 	return "unknown"
 }
 
-// process resolves the record's owner through the process cache; the pid is
-// trusted only if the cached process has the same start time.
-func (p *Probe) process(r *tcpTcpEvent, comm string) proc.Process {
-	if r.Pid == 0 {
-		return proc.Process{CgroupID: r.CgroupId, Container: p.cgroups.Container(r.CgroupId)}
+// process resolves the record's owner through the process cache for what
+// only the cache knows (exe, container); KernelProc.Process keeps a cached
+// entry only if it is the same process (pid and start time).
+func (p *Probe) process(k probe.KernelProc) proc.Process {
+	if k.PID == 0 {
+		return proc.Process{CgroupID: k.CgroupID, Container: p.cgroups.Container(k.CgroupID)}
 	}
-	pr := p.env.Procs.Lookup(r.Pid, r.CgroupId)
-	if pr.StartNS != 0 && r.TaskStartNs != 0 && pr.StartNS != r.TaskStartNs {
-		pr = proc.Process{PID: r.Pid, StartNS: r.TaskStartNs, CgroupID: r.CgroupId, Container: p.cgroups.Container(r.CgroupId)}
-	}
-	if pr.Comm == "" {
-		pr.Comm = comm
+	pr := p.Env.Procs.Lookup(k.PID, k.CgroupID)
+	if pr.StartNS != 0 && k.StartNS != 0 && pr.StartNS != k.StartNS {
+		pr = proc.Process{PID: k.PID, StartNS: k.StartNS, CgroupID: k.CgroupID, Container: p.cgroups.Container(k.CgroupID)}
 	}
 	return pr
 }
 
-func (p *Probe) header(k event.Kind, r *tcpTcpEvent, pr proc.Process, comm string) event.Header {
-	h := event.Header{Kind: k, Time: p.clock.Wall(r.TsNs), Process: probe.EventProcess(pr)}
-	h.PID, h.TID, h.UID, h.Comm, h.StartNS, h.CgroupID = r.Pid, r.Tid, r.Uid, comm, r.TaskStartNs, r.CgroupId
-	return h
+// header is the event header: the owner's context as the kernel saw it when
+// it connected, listened or accepted, completed from the cache entry pr.
+func (p *Probe) header(kind event.Kind, r *tcpTcpEvent, k probe.KernelProc, pr proc.Process) event.Header {
+	return event.Header{Kind: kind, Time: p.Clock.Wall(r.TsNs), Process: k.Process(pr)}
 }
 
 // cgroupLabel names a cgroup for the traffic metric: the short container

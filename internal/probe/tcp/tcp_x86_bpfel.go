@@ -68,13 +68,9 @@ type tcpSockInfo struct {
 	_             structs.HostLayout
 	StartNs       uint64
 	EstNs         uint64
-	CgroupId      uint64
-	TaskStartNs   uint64
-	Pid           uint32
-	Tid           uint32
-	Uid           uint32
+	Owner         tcpVigilProc
 	Flags         uint32
-	Comm          [16]int8
+	Pad0          uint32
 	BytesAcked    uint64
 	BytesReceived uint64
 	UpdatedNs     uint64
@@ -103,15 +99,11 @@ type tcpTcpEvent struct {
 	State         uint8
 	Ctl           uint8
 	Flags         uint32
-	Pid           uint32
-	Tid           uint32
-	Uid           uint32
 	Err           int32
+	_             [4]byte
 	TsNs          uint64
 	StartNs       uint64
 	EstNs         uint64
-	CgroupId      uint64
-	TaskStartNs   uint64
 	Sk            uint64
 	Saddr         [16]uint8
 	Daddr         [16]uint8
@@ -128,7 +120,21 @@ type tcpTcpEvent struct {
 	SrttUs        uint32
 	MdevUs        uint32
 	Pad1          uint32
-	Comm          [16]int8
+	Proc          tcpVigilProc
+}
+
+type tcpVigilProc struct {
+	_          structs.HostLayout
+	Pid        uint32
+	Tid        uint32
+	Ppid       uint32
+	Uid        uint32
+	Gid        uint32
+	Pad        uint32
+	StartNs    uint64
+	CgroupId   uint64
+	Comm       [16]int8
+	ParentComm [16]int8
 }
 
 // Names of all BPF objects in the ELF.
@@ -185,6 +191,7 @@ const (
 	tcpVarUnusedIfVal         = "unused_if_val"
 	tcpVarUnusedSockInfo      = "unused_sock_info"
 	tcpVarUnusedTcpEvent      = "unused_tcp_event"
+	tcpVarUnusedVigilProc     = "unused_vigil_proc"
 )
 
 // loadTcp returns the embedded CollectionSpec for tcp.
@@ -291,6 +298,7 @@ type tcpVariableSpecs struct {
 	UnusedIfVal      *ebpf.VariableSpec `ebpf:"unused_if_val"`
 	UnusedSockInfo   *ebpf.VariableSpec `ebpf:"unused_sock_info"`
 	UnusedTcpEvent   *ebpf.VariableSpec `ebpf:"unused_tcp_event"`
+	UnusedVigilProc  *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
 }
 
 // tcpObjects contains all objects after they have been loaded into the kernel.
@@ -355,6 +363,7 @@ type tcpVariables struct {
 	UnusedIfVal      *ebpf.Variable `ebpf:"unused_if_val"`
 	UnusedSockInfo   *ebpf.Variable `ebpf:"unused_sock_info"`
 	UnusedTcpEvent   *ebpf.Variable `ebpf:"unused_tcp_event"`
+	UnusedVigilProc  *ebpf.Variable `ebpf:"unused_vigil_proc"`
 }
 
 // tcpPrograms contains all programs after they have been loaded into the kernel.
