@@ -144,12 +144,17 @@ func (c *evalCtx) parent() proc.Process {
 	} else if c.procs != nil && c.depth > 0 {
 		a = c.procs.Ancestors(c.h.PID, 1)
 	}
-	if len(a) > 0 {
+	// The kernel filled ppid (and the parent's comm) at event time: a cached
+	// ancestor under another pid is stale.
+	if len(a) > 0 && (c.h.PPID == 0 || a[0].PID == c.h.PPID) {
 		c.parentP = a[0]
 	} else if c.procs != nil && c.h.PPID != 0 {
 		if p, ok := c.procs.Get(c.h.PPID); ok {
 			c.parentP = p
 		}
+	}
+	if c.parentP.Comm == "" {
+		c.parentP.Comm = c.h.ParentComm
 	}
 	return c.parentP
 }

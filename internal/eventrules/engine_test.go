@@ -345,3 +345,20 @@ func TestLateUntilDoesNotCancel(t *testing.T) {
 		t.Fatalf("late events = %v, want 1", v)
 	}
 }
+
+// A short-lived process is gone from the cache (or never made it there) by
+// the time its open is evaluated: the parent comes from what the kernel
+// filled in the event, not "parent )".
+func TestParentFallsBackToKernelContext(t *testing.T) {
+	e, rec, _ := newTestEngine(t, nil)
+	ev := openEv(31, 0, "/etc/shadow")
+	ev.Comm, ev.Exe, ev.PPID, ev.ParentComm = "cp", "", 30, "bash"
+	e.Handle(ev)
+	got := rec.named("SensitiveFileRead")
+	if len(got) != 1 {
+		t.Fatalf("want 1 SensitiveFileRead alert, got %d", len(got))
+	}
+	if s := got[0].Annotations["summary"]; !strings.Contains(s, "parent bash)") {
+		t.Errorf("summary %q does not name the parent bash", s)
+	}
+}
