@@ -122,7 +122,7 @@ func Parse(data []byte, source string) (*Config, error) {
 		_ = yaml.Unmarshal(data, &doc)
 		out := make([]error, len(errs))
 		for i, e := range errs {
-			if line := lineOf(&doc, e.path); line > 0 {
+			if line := nearestLine(&doc, e.path); line > 0 {
 				out[i] = fmt.Errorf("%s: line %d: %s: %s", source, line, e.path, e.msg)
 			} else {
 				out[i] = fmt.Errorf("%s: %s: %s", source, e.path, e.msg)
@@ -159,6 +159,22 @@ func lineOf(doc *yaml.Node, path string) int {
 		}
 	}
 	return line
+}
+
+// nearestLine is the line of path in the user's file or, when the file
+// does not set that key (the bad value is a combination with a default),
+// of the closest enclosing key it does set.
+func nearestLine(doc *yaml.Node, path string) int {
+	for {
+		if line := lineOf(doc, path); line > 0 {
+			return line
+		}
+		i := strings.LastIndexByte(path, '.')
+		if i < 0 {
+			return 0
+		}
+		path = path[:i]
+	}
 }
 
 func decodeStrict(data []byte, v any) error {
@@ -225,11 +241,21 @@ func keyAtLine(n *yaml.Node, line int, prefix string) string {
 	return ""
 }
 
+// derivedDefaults is implemented by probe configs with knobs whose default
+// follows another knob (open's ringbuf_wakeup_bytes follows ringbuf_size):
+// after decoding, each such knob the user's file did not set is derived
+// from the values in force, instead of keeping the embedded default that
+// was computed for the embedded default of the other knob.
+type derivedDefaults interface {
+	DeriveDefaults(userSet func(key string) bool)
+}
+
 // decodeProbes decodes every probe's section, defaults first, then the
 // file's section over them.
 func (c *Config) decodeProbes(defaults *yaml.Node) error {
 	c.ProbeConfigs = map[string]probe.Config{}
 	sections := map[string][]*yaml.Node{}
+	user := map[string]userSection{}
 	for _, n := range []*yaml.Node{defaults, &c.Probes} {
 		if n.Kind == 0 {
 			continue
@@ -248,6 +274,9 @@ func (c *Config) decodeProbes(defaults *yaml.Node) error {
 				return fmt.Errorf("line %d: unknown probe %q (known: %s)", n.Content[i].Line, name, strings.Join(probe.Names(), ", "))
 			}
 			sections[name] = append(sections[name], n.Content[i+1])
+			if n != defaults {
+				user[name] = userSection{line: n.Content[i].Line, node: n.Content[i+1]}
+			}
 		}
 	}
 	for _, spec := range probe.All() {
@@ -263,12 +292,75 @@ func (c *Config) decodeProbes(defaults *yaml.Node) error {
 				return typeErrors(err, sec, "probes."+spec.Name)
 			}
 		}
+		us, touched := user[spec.Name]
+		if d, ok := pc.(derivedDefaults); ok {
+			d.DeriveDefaults(func(key string) bool { return us.keyLine(key) > 0 })
+		}
 		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("line %d: probes.%s.%w", validateLine(sections[spec.Name], err), spec.Name, err)
+			if !touched {
+				// Only the embedded defaults feed this section.
+				return fmt.Errorf("embedded default config: probes.%s.%w", spec.Name, err)
+			}
+			return fmt.Errorf("line %d: probes.%s.%w", us.errorLine(err), spec.Name, err)
 		}
 		c.ProbeConfigs[spec.Name] = pc
 	}
 	return nil
+}
+
+// userSection is a probe's section in the user's file.
+type userSection struct {
+	line int        // of the probe's name
+	node *yaml.Node // its settings
+}
+
+// keyLine is the line where the section sets key, 0 if it does not.
+func (u userSection) keyLine(key string) int {
+	n := u.node
+	for j := 0; n != nil && n.Kind == yaml.MappingNode && j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == key {
+			return n.Content[j].Line
+		}
+	}
+	return 0
+}
+
+// errorLine picks the line of the user's file a probe's Validate error
+// points at: the key the error names ("ringbuf_size: ...") if the user set
+// it; else the first knob the user set that the message mentions (the other
+// half of a bad combination); else the probe's own line.
+func (u userSection) errorLine(err error) int {
+	msg := err.Error()
+	key, _, _ := strings.Cut(msg, ":")
+	if l := u.keyLine(key); l > 0 {
+		return l
+	}
+	n := u.node
+	for j := 0; n != nil && n.Kind == yaml.MappingNode && j+1 < len(n.Content); j += 2 {
+		if mentions(msg, n.Content[j].Value) {
+			return n.Content[j].Line
+		}
+	}
+	return u.line
+}
+
+// mentions reports whether msg names key as a whole word.
+func mentions(msg, key string) bool {
+	word := func(b byte) bool {
+		return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+	}
+	for i := 0; ; {
+		j := strings.Index(msg[i:], key)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(key)
+		if (j == 0 || !word(msg[j-1])) && (end == len(msg) || !word(msg[end])) {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 func (c *Config) validate() []fieldError {
@@ -326,25 +418,6 @@ func (c *Config) EnabledProbes() []string {
 		}
 	}
 	return out
-}
-
-// validateLine finds the line of the key a probe's Validate error names
-// ("ringbuf_size: ..."), in the last section that sets it; else the line of
-// the last section.
-func validateLine(sections []*yaml.Node, err error) int {
-	key, _, _ := strings.Cut(err.Error(), ":")
-	for i := len(sections) - 1; i >= 0; i-- {
-		sec := sections[i]
-		for j := 0; sec.Kind == yaml.MappingNode && j+1 < len(sec.Content); j += 2 {
-			if sec.Content[j].Value == key {
-				return sec.Content[j].Line
-			}
-		}
-	}
-	if len(sections) > 0 {
-		return sections[len(sections)-1].Line
-	}
-	return 0
 }
 
 // withSource prefixes every error of a joined error with the file name, so

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigilproject/vigil/internal/config"
 	_ "github.com/vigilproject/vigil/internal/probe/all" // every probe's section is in the default config
+	"github.com/vigilproject/vigil/internal/probe/open"
 	"github.com/vigilproject/vigil/internal/probe/process"
 )
 
@@ -211,5 +212,49 @@ func TestSeveralTypeErrors(t *testing.T) {
 	}
 	if !slices.Equal(lines, want) {
 		t.Errorf("error lines %q, want %q", lines, want)
+	}
+}
+
+// A knob whose default follows another knob follows it: a file that sets
+// only the open probe's ring size gets a wakeup threshold derived from that
+// size, not the embedded default computed for the embedded size.
+func TestDerivedDefaultFollowsTheKnob(t *testing.T) {
+	file := "# a small ring for a small host\nprobes:\n  open:\n    ringbuf_size: 4096\n"
+	cfg, err := config.Parse([]byte(file), "small.yaml")
+	if err != nil {
+		t.Fatalf("a file that sets only ringbuf_size: %v", err)
+	}
+	got := cfg.ProbeConfigs[open.Name].(*open.Config)
+	if got.RingbufSize != 4096 || got.RingbufWakeupBytes != open.DefaultWakeupBytes(4096) || got.RingbufWakeupBytes != 64 {
+		t.Errorf("ringbuf_size %d, ringbuf_wakeup_bytes %d; want 4096 and %d", got.RingbufSize, got.RingbufWakeupBytes, open.DefaultWakeupBytes(4096))
+	}
+	// Set by the user, the wakeup threshold is the user's, and so is the
+	// mistake: the error names the line of the knob they wrote.
+	file = "probes:\n  open:\n    ringbuf_size: 4096\n    ringbuf_wakeup_bytes: 65536\n"
+	_, err = config.Parse([]byte(file), "small.yaml")
+	if err == nil || !strings.Contains(err.Error(), "small.yaml: line 4: probes.open.ringbuf_wakeup_bytes: 65536 must be below half of ringbuf_size (4096)") {
+		t.Errorf("got %v", err)
+	}
+	// The default ring with a too large wakeup threshold: the user's line.
+	_, err = config.Parse([]byte("probes:\n  open:\n    events: true\n    ringbuf_wakeup_bytes: 4194304\n"), "big.yaml")
+	if err == nil || !strings.Contains(err.Error(), "big.yaml: line 4: probes.open.ringbuf_wakeup_bytes") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// Every probe validation error names a line of the user's file.
+func TestProbeErrorLinesAreTheUsersFile(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		line string
+	}{
+		{"probes:\n  process:\n    max_args: 0\n", "line 3: probes.process.max_args"},
+		{"log:\n  level: info\nprobes:\n  tcp:\n    ringbuf_size: 3000\n", "line 5: probes.tcp.ringbuf_size"},
+		{"probes:\n  open:\n    ringbuf_size: 8192\n    ringbuf_wakeup_bytes: 4096\n", "line 4: probes.open.ringbuf_wakeup_bytes"},
+	} {
+		_, err := config.Parse([]byte(c.file), "user.yaml")
+		if err == nil || !strings.Contains(err.Error(), "user.yaml: "+c.line) {
+			t.Errorf("%q: got %v, want %q", c.file, err, c.line)
+		}
 	}
 }
