@@ -66,8 +66,8 @@ func (c *Config) IsEnabled() bool { return c.Enabled }
 
 // Validate implements probe.Config.
 func (c *Config) Validate() error {
-	if c.RingbufSize < 4096 || c.RingbufSize&(c.RingbufSize-1) != 0 {
-		return fmt.Errorf("ringbuf_size: %d is not a power of two of at least 4096", c.RingbufSize)
+	if err := probe.ValidateRingSize(c.RingbufSize); err != nil {
+		return err
 	}
 	for _, b := range []struct {
 		name string
