@@ -18,7 +18,7 @@ func TestAssign(t *testing.T) {
 	}
 	var got struct {
 		inner
-		Events  *ebpf.Map `ebpf:"events"`
+		Events   *ebpf.Map `ebpf:"events"`
 		Untagged *ebpf.Map
 	}
 	if err := o.Assign(&got); err != nil {
