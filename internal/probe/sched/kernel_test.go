@@ -13,10 +13,12 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/metrics"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
 	"github.com/vigilproject/vigil/internal/testutil"
@@ -346,5 +348,59 @@ func moveTo(t *testing.T, cgroupDir string, pid int) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(cgroupDir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
 		t.Fatalf("moving pid %d to %s: %v", pid, cgroupDir, err)
+	}
+}
+
+// The agent's self-metrics cover the probe like any other: programs
+// attached (tp_btf here), BPF run time and map fill.
+func TestSelfMetrics(t *testing.T) {
+	if c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err == nil {
+		defer c.Close()
+	}
+	p, reg := startProbe(t, DefaultConfig())
+	reg.MustRegister(metrics.SelfCollector{Objects: func() []*kernel.Object { return []*kernel.Object{p.Object()} }})
+	time.Sleep(200 * time.Millisecond)
+	m, err := testutil.Gather(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prog := range []string{"sched_switch", "sched_wakeup", "sched_wakeup_new"} {
+		if v := m.Value("vigil_probe_program_attached", map[string]string{"probe": Name, "program": prog, "hook": "tp_btf"}); v != 1 {
+			t.Errorf("%s not attached through tp_btf: %v", prog, m.Series("vigil_probe_program_attached"))
+		}
+	}
+	if v := m.Value("vigil_bpf_program_runs_total", map[string]string{"probe": Name, "program": "sched_switch"}); v == 0 {
+		t.Errorf("no BPF run count for sched_switch: %v", m.Series("vigil_bpf_program_runs_total"))
+	}
+	if v := m.Value("vigil_bpf_map_max_entries", map[string]string{"probe": Name, "map": "threads"}); v != 32768 {
+		t.Errorf("threads map capacity %v, want 32768: %v", v, m.Series("vigil_bpf_map_max_entries"))
+	}
+	if _, ok := m.Get("vigil_bpf_map_entries", map[string]string{"probe": Name, "map": "cgroups"}); !ok {
+		t.Errorf("no fill for the cgroups map: %v", m.Series("vigil_bpf_map_entries"))
+	}
+}
+
+// The raw_tp fallback gives the same reasons when tp_btf is ruled out.
+func TestRawTPFallback(t *testing.T) {
+	testutil.RequireBPF(t)
+	kernel.RaiseMemlock()
+	p := New(DefaultConfig())
+	env := &probe.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), LabelLimit: 100, DisabledHooks: []kernel.HookKind{kernel.TpBTF}}
+	testutil.SkipIfNotPermitted(t, p.Start(env))
+	defer p.Close()
+	for _, st := range p.Object().Status() {
+		if st.Hook != kernel.RawTP {
+			t.Errorf("%s attached through %s, want raw_tp", st.Name, st.Hook)
+		}
+	}
+	_, before, after, wall := onThread(t, p, func() error {
+		var word uint32
+		ts := unix.NsecToTimespec(int64(100 * time.Millisecond))
+		unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&word)), 128, 0, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		return nil
+	})
+	d := after.Sub(before)
+	if got := time.Duration(d.OffCPUNS[Lock]); got < 99*time.Millisecond || got > wall || d.OffCPUNS[Sleep] != 0 {
+		t.Errorf("raw_tp: lock %v (wall %v), off-CPU %v", got, wall, d.OffCPUNS)
 	}
 }
