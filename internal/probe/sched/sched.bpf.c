@@ -11,8 +11,10 @@
  *    left the CPU, per cgroup and per thread.
  * Nothing is sent per event; user space reads the maps when scraped.
  * Each program exists as tp_btf and raw_tp; user space attaches the first
- * that works. At sched_switch the current task is still prev, so both kinds
- * read prev through bpf_get_current_task_btf().
+ * that works, the same kind for all three since they share the per-thread
+ * state (task storage for tp_btf, a hash for raw_tp). At sched_switch the
+ * current task is still prev, so both kinds read prev through
+ * bpf_get_current_task_btf().
  */
 #include "vigil.h"
 
@@ -74,7 +76,17 @@ struct thread_val {
 	__u64 offcpu_count[NR_REASONS];
 };
 
-/* Threads off the CPU right now, by tid. Entries leave at switch-in. */
+/* Threads' state in task-local storage (tp_btf programs, 5.11+): no insert
+ * or delete per switch, freed with the task, bounded by the tasks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_state);
+} task_state SEC(".maps");
+
+/* Threads off the CPU right now, by tid (raw_tp programs). Entries leave at
+ * switch-in. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
@@ -155,10 +167,18 @@ static __always_inline __u32 slot(__u64 ns)
 	return s < HIST_SLOTS ? s : HIST_SLOTS - 1;
 }
 
-static __always_inline __u64 task_cgroup(struct task_struct *t)
+/*
+ * The helpers below take btf: true in tp_btf programs, whose task pointers
+ * the verifier trusts (direct loads, task storage), false in raw_tp programs
+ * (probe reads, the threads hash). It is a constant, so each program keeps
+ * only its own branch.
+ */
+static __always_inline __u64 task_cgroup(struct task_struct *t, bool btf)
 {
 	if (!key_cgroup)
 		return 0;
+	if (btf)
+		return t->cgroups->dfl_cgrp->kn->id;
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 }
 
@@ -181,7 +201,7 @@ static __always_inline struct cg_val *cgroup_val(__u64 id)
 	return bpf_map_lookup_elem(&cgroups_other, &zero);
 }
 
-static __always_inline struct thread_val *thread_val(__u32 tid, struct task_struct *t, __u64 cg)
+static __always_inline struct thread_val *thread_val(__u32 tid, struct task_struct *t, __u64 cg, bool btf)
 {
 	struct thread_val *v = bpf_map_lookup_elem(&thread_totals, &tid);
 	__u32 zero = 0;
@@ -197,29 +217,51 @@ static __always_inline struct thread_val *thread_val(__u32 tid, struct task_stru
 	}
 	/* A tid can be reused and a thread can change comm or cgroup. */
 	v->cgroup_id = cg;
-	v->tgid = BPF_CORE_READ(t, tgid);
-	BPF_CORE_READ_STR_INTO(&v->comm, t, comm);
+	if (btf) {
+		v->tgid = t->tgid;
+		__builtin_memcpy(v->comm, t->comm, TASK_COMM_LEN);
+	} else {
+		v->tgid = BPF_CORE_READ(t, tgid);
+		BPF_CORE_READ_STR_INTO(&v->comm, t, comm);
+	}
 	return v;
 }
 
-/* A woken thread is runnable from now on. */
-static __always_inline int on_wakeup(struct task_struct *p)
+/* The state of thread t (tid), created when create is set; NULL when it has
+ * none, or when there is no room (counted). */
+static __always_inline struct thread_state *state_of(struct task_struct *t, __u32 tid, bool create, bool btf)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
-	struct thread_state *s, ns = {};
+	struct thread_state *s, zero = {};
+
+	if (btf) {
+		s = bpf_task_storage_get(&task_state, t, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+		if (!s && create)
+			count_full(FULL_THREADS);
+		return s;
+	}
+	s = bpf_map_lookup_elem(&threads, &tid);
+	if (s || !create)
+		return s;
+	if (bpf_map_update_elem(&threads, &tid, &zero, BPF_NOEXIST) == -E2BIG) {
+		count_full(FULL_THREADS);
+		return 0;
+	}
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+/* A woken thread is runnable from now on. */
+static __always_inline int on_wakeup(struct task_struct *p, bool btf)
+{
+	__u32 tid = btf ? p->pid : BPF_CORE_READ(p, pid);
+	struct thread_state *s;
 
 	if (!tid)
 		return 0;
-	s = bpf_map_lookup_elem(&threads, &tid);
-	if (s) {
-		if (!s->enq_ns)
-			s->enq_ns = bpf_ktime_get_ns();
-		return 0;
-	}
-	/* Not seen leaving (new, or asleep since before the probe): time the queue only. */
-	ns.enq_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&threads, &tid, &ns, BPF_NOEXIST) == -E2BIG)
-		count_full(FULL_THREADS);
+	/* Not seen leaving (new, or asleep since before the probe): the entry
+	 * times the queue only. */
+	s = state_of(p, tid, true, btf);
+	if (s && !s->enq_ns)
+		s->enq_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -243,39 +285,42 @@ static __always_inline __u32 reason(bool preempt, unsigned int state, struct tas
 	return REASON_SLEEP;
 }
 
-static __always_inline int on_switch(bool preempt, struct task_struct *next, unsigned int prev_state)
+static __always_inline int on_switch(bool preempt, struct task_struct *next, unsigned int prev_state, bool btf)
 {
 	struct task_struct *prev = bpf_get_current_task_btf();
 	__u32 prev_tid = prev->pid, next_tid;
-	struct thread_state *s, out = {};
+	struct thread_state *s;
 	__u64 now = bpf_ktime_get_ns();
 
 	/* prev leaves: remember when and why, unless it is idle or exiting. */
 	if (prev_tid && !(prev_state & TASK_DEAD)) {
-		out.off_ns = now;
-		out.reason = reason(preempt, prev_state, prev);
-		if (out.reason == REASON_PREEMPTED)
-			out.enq_ns = now;
-		if (bpf_map_update_elem(&threads, &prev_tid, &out, BPF_ANY) == -E2BIG)
-			count_full(FULL_THREADS);
+		s = state_of(prev, prev_tid, true, btf);
+		if (s) {
+			s->off_ns = now;
+			s->reason = reason(preempt, prev_state, prev);
+			s->enq_ns = s->reason == REASON_PREEMPTED ? now : 0;
+		}
 	}
 
-	next_tid = BPF_CORE_READ(next, pid);
+	next_tid = btf ? next->pid : BPF_CORE_READ(next, pid);
 	if (!next_tid)
 		return 0;
-	s = bpf_map_lookup_elem(&threads, &next_tid);
-	if (!s)
+	s = state_of(next, next_tid, false, btf);
+	if (!s || !(s->off_ns | s->enq_ns))
 		return 0;
 	{
-		__u64 off = s->off_ns, enq = s->enq_ns, cg = task_cgroup(next);
+		__u64 off = s->off_ns, enq = s->enq_ns, cg = task_cgroup(next, btf);
 		__u32 r = s->reason & (NR_REASONS - 1);
 		struct cg_val *v;
 		struct thread_val *tv = 0;
 
-		bpf_map_delete_elem(&threads, &next_tid);
+		if (btf)
+			s->off_ns = s->enq_ns = 0;
+		else
+			bpf_map_delete_elem(&threads, &next_tid);
 		v = cgroup_val(cg);
 		if (thread_stats)
-			tv = thread_val(next_tid, next, cg);
+			tv = thread_val(next_tid, next, cg, btf);
 		if (enq && now > enq) {
 			__u64 d = now - enq;
 			__u32 b = slot(d);
@@ -310,37 +355,37 @@ static __always_inline int on_switch(bool preempt, struct task_struct *next, uns
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(tp_btf_sched_wakeup, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, true);
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(tp_btf_sched_wakeup_new, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, true);
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(tp_btf_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
 {
-	return on_switch(preempt, next, prev_state);
+	return on_switch(preempt, next, prev_state, true);
 }
 
 SEC("raw_tp/sched_wakeup")
 int BPF_PROG(raw_tp_sched_wakeup, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, false);
 }
 
 SEC("raw_tp/sched_wakeup_new")
 int BPF_PROG(raw_tp_sched_wakeup_new, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, false);
 }
 
 SEC("raw_tp/sched_switch")
 int BPF_PROG(raw_tp_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
 {
-	return on_switch(preempt, next, prev_state);
+	return on_switch(preempt, next, prev_state, false);
 }
 
 /* Keep the map types in BTF so bpf2go emits matching Go structs. */

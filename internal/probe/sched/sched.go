@@ -7,6 +7,10 @@ package sched
 import (
 	"context"
 	"fmt"
+	"slices"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/metrics"
@@ -23,7 +27,9 @@ type Config struct {
 	// ByContainer aggregates per cgroup; off, everything is the host.
 	ByContainer bool `yaml:"by_container"`
 	// MaxThreads bounds the threads that can be off the CPU at once and still
-	// be timed; an interval that finds the map full is counted, not timed.
+	// be timed when the raw_tp fallback is used (tp_btf keeps the state in
+	// task storage, bounded by the tasks); an interval that finds the map
+	// full is counted, not timed.
 	MaxThreads uint32 `yaml:"max_threads"`
 	// MaxCgroups bounds the per-cgroup aggregates (352 bytes per CPU each);
 	// samples of further cgroups count under container "other".
@@ -97,7 +103,15 @@ func (p *Probe) Start(env *probe.Env) error {
 	if err != nil {
 		return fmt.Errorf("%s: reading embedded BPF object: %w", Name, err)
 	}
-	err = p.Load(env, spec, kernel.LoadOptions{
+	// The tp_btf programs keep thread state in task storage (5.11+); without
+	// it, drop the map and those programs so all fall back to raw_tp.
+	if features.HaveMapType(ebpf.TaskStorage) != nil {
+		delete(spec.Maps, "task_state")
+		for _, d := range Programs() {
+			delete(spec.Programs, d.Hooks[0].Program)
+		}
+	}
+	opts := kernel.LoadOptions{
 		Programs: Programs(),
 		Constants: map[string]any{
 			"key_cgroup":   p.cfg.ByContainer,
@@ -108,9 +122,19 @@ func (p *Probe) Start(env *probe.Env) error {
 			"cgroups":       p.cfg.MaxCgroups,
 			"thread_totals": p.cfg.MaxThreadStats,
 		},
-	})
-	if err != nil {
+	}
+	if err := p.Load(env, spec, opts); err != nil {
 		return err
+	}
+	// The programs share per-thread state: one hook kind for all of them.
+	opts.Probe, opts.Disabled = Name, env.DisabledHooks
+	for kind, differ := hooksDiffer(p.Obj); differ; kind, differ = hooksDiffer(p.Obj) {
+		_ = p.Obj.Close()
+		opts.Disabled = append(slices.Clone(opts.Disabled), kind)
+		if p.Obj, err = kernel.Load(spec, opts); err != nil {
+			p.Obj = nil
+			return err
+		}
 	}
 	// Typed access to the maps this package reads, looked up once.
 	m := p.Obj.Maps
@@ -124,6 +148,17 @@ func (p *Probe) Start(env *probe.Env) error {
 		offCap:  metrics.NewLabelCap("vigil_sched_offcpu_seconds_total", "container", limit),
 	})
 	return nil
+}
+
+// hooksDiffer reports whether the programs attached through different hook
+// kinds, and the kind of the first (the one to rule out).
+func hooksDiffer(obj *kernel.Object) (kernel.HookKind, bool) {
+	for _, pr := range obj.Programs[1:] {
+		if pr.Hook != obj.Programs[0].Hook {
+			return obj.Programs[0].Hook, true
+		}
+	}
+	return "", false
 }
 
 // Run implements probe.Probe: the kernel aggregates, so there is nothing to

@@ -50,6 +50,7 @@ const (
 	schedMapCgroups              = "cgroups"
 	schedMapCgroupsOther         = "cgroups_other"
 	schedMapMapFull              = "map_full"
+	schedMapTaskState            = "task_state"
 	schedMapThreadTotals         = "thread_totals"
 	schedMapThreads              = "threads"
 	schedMapZeroCg               = "zero_cg"
@@ -124,6 +125,7 @@ type schedMapSpecs struct {
 	Cgroups      *ebpf.MapSpec `ebpf:"cgroups"`
 	CgroupsOther *ebpf.MapSpec `ebpf:"cgroups_other"`
 	MapFull      *ebpf.MapSpec `ebpf:"map_full"`
+	TaskState    *ebpf.MapSpec `ebpf:"task_state"`
 	ThreadTotals *ebpf.MapSpec `ebpf:"thread_totals"`
 	Threads      *ebpf.MapSpec `ebpf:"threads"`
 	ZeroCg       *ebpf.MapSpec `ebpf:"zero_cg"`
@@ -164,6 +166,7 @@ type schedMaps struct {
 	Cgroups      *ebpf.Map `ebpf:"cgroups"`
 	CgroupsOther *ebpf.Map `ebpf:"cgroups_other"`
 	MapFull      *ebpf.Map `ebpf:"map_full"`
+	TaskState    *ebpf.Map `ebpf:"task_state"`
 	ThreadTotals *ebpf.Map `ebpf:"thread_totals"`
 	Threads      *ebpf.Map `ebpf:"threads"`
 	ZeroCg       *ebpf.Map `ebpf:"zero_cg"`
@@ -175,6 +178,7 @@ func (m *schedMaps) Close() error {
 		m.Cgroups,
 		m.CgroupsOther,
 		m.MapFull,
+		m.TaskState,
 		m.ThreadTotals,
 		m.Threads,
 		m.ZeroCg,
