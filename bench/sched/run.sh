@@ -90,6 +90,7 @@ stop_tracer() { # case: records the programs' run time first
 	tracer=
 }
 
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$OUT/rounds.txt"
 : >"$OUT/progs.txt"
 for r in $(seq "$ROUNDS"); do
@@ -130,6 +131,7 @@ cost() { # label
 		printf "%-22s %12.0f %10.1f %12.4f\n", l, n / w, (n ? t / n : 0), t / 1e9 / w * 100 }'
 }
 echo
+echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "sched probe cost over ${WINDOW}s (BPF run time of its programs)"
 printf '%-22s %12s %10s %12s\n' state events/s ns/event "% of 1 core"
 cost idle

@@ -30,6 +30,7 @@ func startProbe(t *testing.T, cfg *Config, disabled ...kernel.HookKind) (*Probe,
 	t.Helper()
 	testutil.RequireBPF(t)
 	kernel.RaiseMemlock()
+	cfg.ThreadStats = true // the tests read single threads
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -404,10 +405,7 @@ func TestSelfMetrics(t *testing.T) {
 func TestRawTPFallback(t *testing.T) {
 	testutil.RequireBPF(t)
 	kernel.RaiseMemlock()
-	p := New(DefaultConfig())
-	env := &probe.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), LabelLimit: 100, DisabledHooks: []kernel.HookKind{kernel.TpBTF}}
-	testutil.SkipIfNotPermitted(t, p.Start(env))
-	defer p.Close()
+	p, _ := startProbe(t, DefaultConfig(), kernel.TpBTF)
 	for _, st := range p.Object().Status() {
 		if st.Hook != kernel.RawTP {
 			t.Errorf("%s attached through %s, want raw_tp", st.Name, st.Hook)

@@ -31,11 +31,12 @@ type Config struct {
 	// task storage, bounded by the tasks); an interval that finds the map
 	// full is counted, not timed.
 	MaxThreads uint32 `yaml:"max_threads"`
-	// MaxCgroups bounds the per-cgroup aggregates (352 bytes per CPU each);
+	// MaxCgroups bounds the per-cgroup aggregates (288 bytes per CPU each);
 	// samples of further cgroups count under container "other".
 	MaxCgroups uint32 `yaml:"max_cgroups"`
-	// ThreadStats keeps per-thread totals for `vigil top sched`, at most
-	// MaxThreadStats threads (LRU: the least recently run leave first).
+	// ThreadStats keeps per-thread totals for `vigil top sched --by process`
+	// (which turns it on), at most MaxThreadStats threads (LRU: the least
+	// recently run leave first). Metrics never read them.
 	ThreadStats    bool   `yaml:"thread_stats"`
 	MaxThreadStats uint32 `yaml:"max_thread_stats"`
 	// CgroupRoot is where cgroup v2 is mounted, to name containers.
@@ -45,7 +46,7 @@ type Config struct {
 // DefaultConfig is the embedded default.
 func DefaultConfig() *Config {
 	return &Config{Enabled: false, ByContainer: true, MaxThreads: 32768, MaxCgroups: 1024,
-		ThreadStats: true, MaxThreadStats: 16384, CgroupRoot: "/sys/fs/cgroup"}
+		ThreadStats: false, MaxThreadStats: 16384, CgroupRoot: "/sys/fs/cgroup"}
 }
 
 // IsEnabled implements probe.Config.
