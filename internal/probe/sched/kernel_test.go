@@ -393,8 +393,12 @@ func TestSelfMetrics(t *testing.T) {
 	if v := m.Value("vigil_bpf_program_runs_total", map[string]string{"probe": Name, "program": "sched_switch"}); v == 0 {
 		t.Errorf("no BPF run count for sched_switch: %v", m.Series("vigil_bpf_program_runs_total"))
 	}
-	if v := m.Value("vigil_bpf_map_max_entries", map[string]string{"probe": Name, "map": "threads"}); v != 32768 {
-		t.Errorf("threads map capacity %v, want 32768: %v", v, m.Series("vigil_bpf_map_max_entries"))
+	if v := m.Value("vigil_bpf_map_max_entries", map[string]string{"probe": Name, "map": "cgroups"}); v != 1024 {
+		t.Errorf("cgroups map capacity %v, want 1024: %v", v, m.Series("vigil_bpf_map_max_entries"))
+	}
+	// tp_btf keeps thread state in task storage: the raw_tp hash is not sized.
+	if v := m.Value("vigil_bpf_map_max_entries", map[string]string{"probe": Name, "map": "threads"}); v != 1 {
+		t.Errorf("threads map capacity %v under tp_btf, want 1", v)
 	}
 	if _, ok := m.Get("vigil_bpf_map_entries", map[string]string{"probe": Name, "map": "cgroups"}); !ok {
 		t.Errorf("no fill for the cgroups map: %v", m.Series("vigil_bpf_map_entries"))
@@ -406,6 +410,9 @@ func TestRawTPFallback(t *testing.T) {
 	testutil.RequireBPF(t)
 	kernel.RaiseMemlock()
 	p, _ := startProbe(t, DefaultConfig(), kernel.TpBTF)
+	if n := p.Object().Maps["threads"].MaxEntries(); n != DefaultConfig().MaxThreads {
+		t.Errorf("threads map has %d entries under raw_tp, want %d", n, DefaultConfig().MaxThreads)
+	}
 	for _, st := range p.Object().Status() {
 		if st.Hook != kernel.RawTP {
 			t.Errorf("%s attached through %s, want raw_tp", st.Name, st.Hook)

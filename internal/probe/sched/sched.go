@@ -112,6 +112,12 @@ func (p *Probe) Start(env *probe.Env) error {
 			delete(spec.Programs, d.Hooks[0].Program)
 		}
 	}
+	// The raw_tp programs' threads hash is only needed when tp_btf is not
+	// used: load it with one entry first, full size if it turns out needed.
+	threadsSize := p.cfg.MaxThreads
+	if spec.Maps["task_state"] != nil && !slices.Contains(env.DisabledHooks, kernel.TpBTF) {
+		threadsSize = 1
+	}
 	opts := kernel.LoadOptions{
 		Programs: Programs(),
 		Constants: map[string]any{
@@ -119,7 +125,7 @@ func (p *Probe) Start(env *probe.Env) error {
 			"thread_stats": p.cfg.ThreadStats,
 		},
 		MapSizes: map[string]uint32{
-			"threads":       p.cfg.MaxThreads,
+			"threads":       threadsSize,
 			"cgroups":       p.cfg.MaxCgroups,
 			"thread_totals": p.cfg.MaxThreadStats,
 		},
@@ -129,9 +135,17 @@ func (p *Probe) Start(env *probe.Env) error {
 	}
 	// The programs share per-thread state: one hook kind for all of them.
 	opts.Probe, opts.Disabled = Name, env.DisabledHooks
-	for kind, differ := hooksDiffer(p.Obj); differ; kind, differ = hooksDiffer(p.Obj) {
+	for {
+		kind, differ := hooksDiffer(p.Obj)
+		small := p.Obj.Programs[0].Hook != kernel.TpBTF && opts.MapSizes["threads"] != p.cfg.MaxThreads
+		if !differ && !small {
+			break
+		}
 		_ = p.Obj.Close()
-		opts.Disabled = append(slices.Clone(opts.Disabled), kind)
+		if differ {
+			opts.Disabled = append(slices.Clone(opts.Disabled), kind)
+		}
+		opts.MapSizes["threads"] = p.cfg.MaxThreads
 		if p.Obj, err = kernel.Load(spec, opts); err != nil {
 			p.Obj = nil
 			return err
