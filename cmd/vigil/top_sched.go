@@ -67,6 +67,10 @@ type schedView struct {
 	By              string     `json:"by"`
 	Sort            string     `json:"sort"`
 	Rows            []schedRow `json:"rows"`
+	// Samples the kernel could not place during the interval (bounded maps):
+	// threads not timed, and samples counted under container "other".
+	MapFullThreads uint64 `json:"map_full_threads"`
+	MapFullCgroups uint64 `json:"map_full_cgroups"`
 }
 
 func runTopSched(o *topSchedOpts) error {
@@ -108,6 +112,10 @@ func runTopSched(o *topSchedOpts) error {
 	if err != nil {
 		return err
 	}
+	prevFullT, prevFullC, err := p.MapFull()
+	if err != nil {
+		return err
+	}
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	t := time.NewTicker(o.interval)
@@ -122,9 +130,13 @@ func runTopSched(o *topSchedOpts) error {
 			if err != nil {
 				return err
 			}
+			fullT, fullC, err := p.MapFull()
+			if err != nil {
+				return err
+			}
 			view := schedView{Time: now, IntervalSeconds: now.Sub(last).Seconds(), By: o.by, Sort: o.sort,
-				Rows: schedRows(cur, prev, o.sort, o.top)}
-			prev, last = cur, now
+				Rows: schedRows(cur, prev, o.sort, o.top), MapFullThreads: fullT - prevFullT, MapFullCgroups: fullC - prevFullC}
+			prev, last, prevFullT, prevFullC = cur, now, fullT, fullC
 			if o.output == "json" {
 				if err := json.NewEncoder(out).Encode(view); err != nil {
 					return err
@@ -245,4 +257,8 @@ func printSchedTable(w io.Writer, v schedView) {
 			ms(r.OffCPUSeconds["sleep"]), ms(r.OffCPUSeconds["io"]), ms(r.OffCPUSeconds["lock"]), ms(r.OffCPUSeconds["preempted"]))
 	}
 	tw.Flush()
+	if v.MapFullThreads > 0 || v.MapFullCgroups > 0 {
+		fmt.Fprintf(w, "\nmaps full: %d off-CPU intervals not timed (raise max_threads), %d samples under \"other\" (raise max_cgroups)\n",
+			v.MapFullThreads, v.MapFullCgroups)
+	}
 }
