@@ -298,7 +298,10 @@ static __always_inline int on_switch(bool preempt, struct task_struct *next, uns
 		if (s) {
 			s->off_ns = now;
 			s->reason = reason(preempt, prev_state, prev);
-			s->enq_ns = s->reason == REASON_PREEMPTED ? now : 0;
+			/* Otherwise keep enq_ns: 0, unless a wake-up on another CPU
+			 * raced with this switch-out (the task is already runnable). */
+			if (s->reason == REASON_PREEMPTED)
+				s->enq_ns = now;
 		}
 	}
 
