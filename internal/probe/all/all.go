@@ -4,6 +4,7 @@ package all
 import (
 	_ "github.com/vigilproject/vigil/internal/probe/open"     // file opens
 	_ "github.com/vigilproject/vigil/internal/probe/process"  // process lifecycle
+	_ "github.com/vigilproject/vigil/internal/probe/sched"    // run-queue latency, off-CPU time by reason
 	_ "github.com/vigilproject/vigil/internal/probe/syscalls" // syscall statistics
 	_ "github.com/vigilproject/vigil/internal/probe/tcp"      // TCP lifecycle, RTT, retransmits, traffic
 )
