@@ -369,3 +369,29 @@ func init() {
 		headerFields[f.Name] = f
 	}
 }
+
+// Sources expands derived kinds to the kinds they are computed from,
+// recursively, keeping probe kinds as they are: the kinds whose producers
+// must run for all of kinds to be seen. Unregistered kinds are kept.
+func Sources(kinds ...event.Kind) []event.Kind {
+	var out []event.Kind
+	seen := map[event.Kind]bool{}
+	var walk func(k event.Kind)
+	walk = func(k event.Kind) {
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		if sk, ok := Lookup(k); ok && len(sk.From) > 0 {
+			for _, f := range sk.From {
+				walk(f)
+			}
+			return
+		}
+		out = append(out, k)
+	}
+	for _, k := range kinds {
+		walk(k)
+	}
+	return out
+}
