@@ -1,7 +1,9 @@
 package schema_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -339,4 +341,92 @@ func TestBuiltinKindsAndSources(t *testing.T) {
 	if got := schema.Sources("process_lifetime", "open", "exec"); !slices.Equal(got, []event.Kind{"exec", "exit", "open"}) {
 		t.Errorf("Sources = %v", got)
 	}
+}
+
+// JSON output and the registry agree: a fully populated event of every
+// built-in kind marshals to the common fields then its registered fields,
+// in registry order, with no key the registry does not know.
+func TestJSONKeysFollowRegistry(t *testing.T) {
+	for _, name := range []event.Kind{"accept", "close", "connect", "exec", "exit", "fork", "open", "process_lifetime"} {
+		sk := mustLookup(t, name)
+		v := reflect.New(sk.GoType())
+		fill(v.Elem())
+		b, err := json.Marshal(v.Interface())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, f := range schema.Header() {
+			want = append(want, f.Name)
+		}
+		for _, f := range sk.Fields {
+			want = append(want, f.Name)
+		}
+		if got := topKeys(t, b); !slices.Equal(got, want) {
+			t.Errorf("%s JSON keys\n got %q\nwant %q", name, got, want)
+		}
+	}
+}
+
+// fill sets every leaf of a struct to a non-zero value, so omitempty keys
+// appear too.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			v.Set(reflect.ValueOf(tm))
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i))
+			}
+		}
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0))
+	}
+}
+
+func topKeys(t *testing.T, b []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var keys []string
+	depth := 0
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		switch x := tok.(type) {
+		case json.Delim:
+			if x == '{' || x == '[' {
+				depth++
+				expectKey = depth == 1
+			} else {
+				depth--
+				expectKey = depth == 1 // a value just ended
+			}
+			continue
+		case string:
+			if depth == 1 && expectKey {
+				keys = append(keys, x)
+				expectKey = false
+				continue
+			}
+		}
+		expectKey = depth == 1
+	}
+	return keys
 }
