@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -35,27 +36,35 @@ type schema struct {
 	kind   event.Kind
 	fields []*field
 	byName map[string]*field
+	src    *evschema.Kind // what it was built from
+	gen    atomic.Uint64  // registry generation it was last checked against
 }
 
 var (
 	schemaMu sync.RWMutex
-	schemas  = map[*evschema.Kind]*schema{}
+	schemas  = map[event.Kind]*schema{}
 )
 
 // Kinds lists the event kinds rules can name: every registered kind.
 func Kinds() []event.Kind { return evschema.Kinds() }
 
 // schemaFor returns the rule schema of kind k, or nil when no producer in
-// this build registered it.
+// this build registered it. It is on the per-event path: a cached schema
+// is used while the registry's generation is unchanged.
 func schemaFor(k event.Kind) *schema {
+	g := evschema.Generation()
+	schemaMu.RLock()
+	s := schemas[k]
+	schemaMu.RUnlock()
+	if s != nil && s.gen.Load() == g {
+		return s
+	}
 	sk, ok := evschema.Lookup(k)
 	if !ok {
 		return nil
 	}
-	schemaMu.RLock()
-	s := schemas[sk]
-	schemaMu.RUnlock()
-	if s != nil {
+	if s != nil && s.src == sk {
+		s.gen.Store(g) // unchanged kind; another one came or went
 		return s
 	}
 	s, err := buildSchema(sk)
@@ -64,18 +73,15 @@ func schemaFor(k event.Kind) *schema {
 		// reaching this is a programming error, not bad input.
 		panic(err)
 	}
+	s.gen.Store(g)
 	schemaMu.Lock()
-	if prev := schemas[sk]; prev != nil {
-		s = prev
-	} else {
-		schemas[sk] = s
-	}
+	schemas[k] = s
 	schemaMu.Unlock()
 	return s
 }
 
 func buildSchema(sk *evschema.Kind) (*schema, error) {
-	s := &schema{kind: sk.Name, byName: map[string]*field{}}
+	s := &schema{kind: sk.Name, byName: map[string]*field{}, src: sk}
 	add := func(f *field) {
 		if _, dup := s.byName[f.name]; dup {
 			return

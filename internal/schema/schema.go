@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vigilproject/vigil/internal/event"
 )
@@ -139,6 +140,7 @@ func (k *Kind) Field(path string) (*Field, bool) {
 var (
 	mu    sync.RWMutex
 	kinds = map[event.Kind]*Kind{}
+	gen   atomic.Uint64 // bumped on every change, for consumers' caches
 
 	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 )
@@ -179,6 +181,7 @@ func Register(k Kind, sample any) (*Kind, error) {
 		return nil, fmt.Errorf("schema: kind %q registered twice", kk.Name)
 	}
 	kinds[kk.Name] = &kk
+	gen.Add(1)
 	return &kk, nil
 }
 
@@ -199,8 +202,13 @@ func Unregister(name event.Kind) {
 	defer mu.Unlock()
 	if k := kinds[name]; k != nil && k.goType == nil {
 		delete(kinds, name)
+		gen.Add(1)
 	}
 }
+
+// Generation changes whenever a kind is registered or removed: a consumer
+// that caches what it built from the registry rebuilds when it differs.
+func Generation() uint64 { return gen.Load() }
 
 // Lookup returns a registered kind.
 func Lookup(name event.Kind) (*Kind, bool) {

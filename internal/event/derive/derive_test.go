@@ -59,7 +59,7 @@ func TestLifetimeOnBus(t *testing.T) {
 	evs := []event.Event{
 		execEv(100, 5e9, 0, "/bin/sh", 0, "sh", "-c", "exec /usr/bin/true x"),
 		execEv(100, 5e9, 10*time.Millisecond, "/usr/bin/true", 0, "/usr/bin/true", "x"), // same process, second exec
-		execEv(100, 5e9, 20*time.Millisecond, "/nope", -2, "/nope"),                       // failed: the old program runs on
+		execEv(100, 5e9, 20*time.Millisecond, "/nope", -2, "/nope"),                     // failed: the old program runs on
 		exitEv(100, 5e9, 2*sec, 3),
 		exitEv(101, 6e9, 2*sec, 0),                         // forked, never exec'd: no event
 		execEv(102, 7e9, 0, "/bin/sleep", 0, "sleep", "1"), // pid reused by another process before its exit arrives
