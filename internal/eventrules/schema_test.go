@@ -2,6 +2,7 @@ package eventrules
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,15 +55,20 @@ type l7Answer struct {
 	TTL  uint32 `json:"ttl"`
 }
 
+// Kinds stay registered for the life of the process (-count=N reruns).
+var registerTestKinds sync.Once
+
 func TestRulesOnNestedMapsAndLists(t *testing.T) {
-	evschema.MustRegister(evschema.Kind{Name: "test_rules_l7", Producer: "test"}, l7Event{})
-	evschema.MustRegister(evschema.Kind{Name: "test_rules_dyn", Producer: "test", Fields: []evschema.Field{
-		{Name: "request", Type: evschema.Object, Fields: []evschema.Field{{Name: "method", Type: evschema.String}, {Name: "status", Type: evschema.Uint}}},
-		{Name: "headers", Type: evschema.Map},
-		{Name: "codes", Type: evschema.List, Elem: &evschema.Field{Type: evschema.Int}},
-		{Name: "answers", Type: evschema.List, Elem: &evschema.Field{Type: evschema.Object, Fields: []evschema.Field{{Name: "name", Type: evschema.String}, {Name: "ttl", Type: evschema.Uint}}}},
-		{Name: "tls", Type: evschema.Bool},
-	}}, nil)
+	registerTestKinds.Do(func() {
+		evschema.MustRegister(evschema.Kind{Name: "test_rules_l7", Producer: "test"}, l7Event{})
+		evschema.MustRegister(evschema.Kind{Name: "test_rules_dyn", Producer: "test", Fields: []evschema.Field{
+			{Name: "request", Type: evschema.Object, Fields: []evschema.Field{{Name: "method", Type: evschema.String}, {Name: "status", Type: evschema.Uint}}},
+			{Name: "headers", Type: evschema.Map},
+			{Name: "codes", Type: evschema.List, Elem: &evschema.Field{Type: evschema.Int}},
+			{Name: "answers", Type: evschema.List, Elem: &evschema.Field{Type: evschema.Object, Fields: []evschema.Field{{Name: "name", Type: evschema.String}, {Name: "ttl", Type: evschema.Uint}}}},
+			{Name: "tls", Type: evschema.Bool},
+		}}, nil)
+	})
 	src := `
 - rule: GoNested
   event: test_rules_l7

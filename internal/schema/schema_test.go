@@ -98,9 +98,12 @@ type l7Sample struct {
 }
 
 func TestGoTypeWithNestedMapsAndLists(t *testing.T) {
-	k, err := schema.Register(schema.Kind{Name: "test_l7_go", Producer: "test"}, l7Sample{})
-	if err != nil {
-		t.Fatal(err)
+	k, ok := schema.Lookup("test_l7_go") // registered by an earlier run (-count=N)
+	if !ok {
+		var err error
+		if k, err = schema.Register(schema.Kind{Name: "test_l7_go", Producer: "test"}, l7Sample{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var got []string
 	var walk func(prefix string, fs []schema.Field)
@@ -254,6 +257,7 @@ func TestDynamicEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer schema.Unregister(k.Name)
 	d, err := schema.NewDynamic(k)
 	if err != nil {
 		t.Fatal(err)
