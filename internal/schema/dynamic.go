@@ -35,6 +35,9 @@ func NewDynamic(k *Kind) (*Dynamic, error) {
 // Schema is the event's kind.
 func (d *Dynamic) Schema() *Kind { return d.kind }
 
+// EventKind is the schema's kind, whatever Header.Kind was set to.
+func (d *Dynamic) EventKind() event.Kind { return d.kind.Name }
+
 // Set stores a top-level field after checking it against the schema.
 // Accepted values: bool; any Go integer (Int, Uint); float32/64; string
 // (at most MaxBytes bytes: cut longer ones with Truncate); time.Time;
@@ -90,7 +93,9 @@ func (d *Dynamic) Get(path string) (v any, ok bool) {
 // order; unset fields appear with their zero value, so consumers see one
 // shape per kind.
 func (d *Dynamic) MarshalJSON() ([]byte, error) {
-	h, err := json.Marshal(&d.Header)
+	hdr := d.Header
+	hdr.Kind = d.kind.Name
+	h, err := json.Marshal(&hdr)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func fromStruct(t reflect.Type, index []int, skipHeader bool) ([]Field, error) {
 		if skipHeader && sf.Anonymous && sf.Type == headerType {
 			continue
 		}
-		name, opts, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
 		idx := append(slices.Clone(index), i)
 		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
 			fs, err := fromStruct(sf.Type, idx, skipHeader)
@@ -62,7 +62,6 @@ func fromStruct(t reflect.Type, index []int, skipHeader bool) ([]Field, error) {
 		if name == "" {
 			name = strings.ToLower(sf.Name)
 		}
-		_ = opts
 		f, err := goField(sf.Type, name)
 		if err != nil {
 			return nil, fmt.Errorf("field %s (%q): %w", sf.Name, name, err)

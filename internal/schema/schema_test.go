@@ -262,7 +262,7 @@ func TestDynamicEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Header = hdr(k.Name)
+	d.Header = hdr("ignored") // the kind comes from the schema
 	must := func(name string, v any) {
 		t.Helper()
 		if err := d.Set(name, v); err != nil {
