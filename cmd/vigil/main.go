@@ -35,6 +35,7 @@ into Prometheus metrics and live event streams, and keeps its own cost visible.
 	registerFeatures(app)
 	registerConfig(app)
 	registerRules(app)
+	registerDocs(app)
 	app.Command("version", "Print version and build information.").Action(func(*kingpin.ParseContext) error {
 		fmt.Println(version.Print("vigil"))
 		return nil

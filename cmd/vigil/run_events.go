@@ -19,6 +19,7 @@ import (
 	"github.com/vigilproject/vigil/internal/eventrules"
 	"github.com/vigilproject/vigil/internal/probe"
 	openprobe "github.com/vigilproject/vigil/internal/probe/open"
+	"github.com/vigilproject/vigil/internal/schema"
 )
 
 // eventRuleFlags are the `vigil run` flags for event rules and their
@@ -114,10 +115,10 @@ func eventKinds(rs *eventrules.Ruleset) []event.Kind {
 	return kinds
 }
 
-// probesFor returns the probes that produce the kinds, and the kinds no
-// probe in this build produces.
+// probesFor returns the probes that produce the kinds (derived kinds count
+// as the kinds they come from), and the kinds no probe in this build produces.
 func probesFor(kinds []event.Kind) (names []string, missing []event.Kind) {
-	for _, k := range kinds {
+	for _, k := range schema.Sources(kinds...) {
 		found := false
 		for _, s := range probe.All() {
 			if slices.Contains(s.Events, k) {

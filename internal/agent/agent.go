@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilproject/vigil/internal/config"
 	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/event/derive"
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/metrics"
 	"github.com/vigilproject/vigil/internal/probe"
@@ -32,6 +33,8 @@ type Agent struct {
 	Registry *prometheus.Registry
 	Bus      *event.Bus
 	Procs    *proc.Cache
+	// Derivers turn probe events into higher-level kinds while consumed.
+	Derivers *derive.Runner
 
 	probes  []probe.Probe
 	names   []string
@@ -71,7 +74,9 @@ func New(cfg *config.Config, log *slog.Logger, only []string) (*Agent, error) {
 		metrics.Folded,
 		metrics.SelfCollector{Objects: a.Objects},
 	)
+	a.Derivers = derive.NewRunner(a.Bus, log)
 	a.Registry.MustRegister(a.Bus.Collectors()...)
+	a.Registry.MustRegister(a.Derivers.Collectors()...)
 	a.Registry.MustRegister(a.Procs.Collectors()...)
 	return a, nil
 }
@@ -153,6 +158,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.Derivers.Run(ctx)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

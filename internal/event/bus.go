@@ -12,6 +12,8 @@ import (
 type Bus struct {
 	mu   sync.RWMutex
 	subs []*Subscription
+	// changed is closed (and replaced) when the set of subscribers changes.
+	changed chan struct{}
 
 	published *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
@@ -66,8 +68,28 @@ func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
 	}
 	b.mu.Lock()
 	b.subs = append(b.subs, s)
+	b.notifyLocked()
 	b.mu.Unlock()
 	return s
+}
+
+// Changed returns a channel that is closed the next time a subscriber comes
+// or goes, so a consumer that depends on demand (Wants) can follow it
+// without polling.
+func (b *Bus) Changed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
+func (b *Bus) notifyLocked() {
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 }
 
 // Unsubscribe removes s; its channel is closed.
@@ -78,6 +100,7 @@ func (b *Bus) Unsubscribe(s *Subscription) {
 		if x == s {
 			b.subs = append(b.subs[:i], b.subs[i+1:]...)
 			close(s.ch)
+			b.notifyLocked()
 			return
 		}
 	}

@@ -569,9 +569,6 @@ func (c *compiler) kindOf(it item, n *yaml.Node, what, name string) (*schema, bo
 		c.errf(it, line, 0, "%s: unknown event %q (known: %v)", what, name, Kinds())
 		return nil, false
 	}
-	if s.provisional {
-		c.warnf(it, line, "%s: event %q has no probe in this build; the rule is checked but cannot match", what, name)
-	}
 	return s, true
 }
 

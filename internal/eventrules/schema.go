@@ -5,9 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/proc"
+	evschema "github.com/vigilproject/vigil/internal/schema"
 )
 
 // field is one name visible to rules, with its CEL type and how to read it
@@ -28,103 +29,59 @@ type field struct {
 	doc  string
 }
 
-// schema is the set of fields a rule on one event kind can use.
+// schema is the set of fields a rule on one event kind can use: the common
+// process and container fields, then the kind's own fields from the event
+// schema registry as evt.<name> (objects flattened to evt.<object>.<field>).
 type schema struct {
 	kind   event.Kind
 	fields []*field
 	byName map[string]*field
-	// provisional schemas describe event kinds whose Go type is not part of
-	// this build: rules on them compile but never match.
-	provisional bool
+	src    *evschema.Kind // what it was built from
+	gen    atomic.Uint64  // registry generation it was last checked against
 }
 
 var (
-	schemaMu  sync.RWMutex
-	kindTypes = map[event.Kind]reflect.Type{
-		event.KindExec:    reflect.TypeOf(event.Exec{}),
-		event.KindExit:    reflect.TypeOf(event.Exit{}),
-		event.KindFork:    reflect.TypeOf(event.Fork{}),
-		event.KindOpen:    reflect.TypeOf(event.Open{}),
-		event.KindConnect: reflect.TypeOf(event.TCPConnect{}),
-		event.KindAccept:  reflect.TypeOf(event.TCPAccept{}),
-		event.KindClose:   reflect.TypeOf(event.TCPClose{}),
-	}
-	schemas = map[event.Kind]*schema{}
+	schemaMu sync.RWMutex
+	schemas  = map[event.Kind]*schema{}
 )
 
-// RegisterKind makes an event type visible to rules: every exported field of
-// the struct with a JSON name (except the embedded Header) becomes evt.<name>.
-// sample is a pointer to (or value of) the event struct.
-func RegisterKind(k event.Kind, sample any) {
-	t := reflect.TypeOf(sample)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	schemaMu.Lock()
-	kindTypes[k] = t
-	delete(schemas, k)
-	schemaMu.Unlock()
-}
+// Kinds lists the event kinds rules can name: every registered kind.
+func Kinds() []event.Kind { return evschema.Kinds() }
 
-// provisionalKinds lists event kinds that rules may name before their probe
-// exists in this build, with the fields the probe is specified to provide.
-var provisionalKinds = map[event.Kind][]provisionalField{
-	event.KindOpen: {
-		{"path", cel.StringType}, {"flags", cel.IntType}, {"ret", cel.IntType}, {"error", cel.StringType},
-	},
-	event.KindConnect: {
-		{"family", cel.StringType}, {"saddr", cel.StringType}, {"sport", cel.IntType},
-		{"daddr", cel.StringType}, {"dport", cel.IntType}, {"error", cel.StringType}, {"latency_ms", cel.DoubleType},
-	},
-	event.KindAccept: {
-		{"family", cel.StringType}, {"saddr", cel.StringType}, {"sport", cel.IntType},
-		{"daddr", cel.StringType}, {"dport", cel.IntType},
-	},
-	event.KindClose: {
-		{"family", cel.StringType}, {"saddr", cel.StringType}, {"sport", cel.IntType},
-		{"daddr", cel.StringType}, {"dport", cel.IntType},
-	},
-}
-
-type provisionalField struct {
-	name string
-	typ  *cel.Type
-}
-
-// Kinds lists the event kinds rules can name.
-func Kinds() []event.Kind {
-	schemaMu.RLock()
-	defer schemaMu.RUnlock()
-	var out []event.Kind
-	for k := range kindTypes {
-		out = append(out, k)
-	}
-	for k := range provisionalKinds {
-		if _, ok := kindTypes[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// schemaFor returns the schema of kind k, or nil when no rule can name it.
+// schemaFor returns the rule schema of kind k, or nil when no producer in
+// this build registered it. It is on the per-event path: a cached schema
+// is used while the registry's generation is unchanged.
 func schemaFor(k event.Kind) *schema {
+	g := evschema.Generation()
 	schemaMu.RLock()
 	s := schemas[k]
-	t, known := kindTypes[k]
 	schemaMu.RUnlock()
-	if s != nil {
+	if s != nil && s.gen.Load() == g {
 		return s
 	}
-	var pf []provisionalField
-	if !known {
-		var ok bool
-		if pf, ok = provisionalKinds[k]; !ok {
-			return nil
-		}
+	sk, ok := evschema.Lookup(k)
+	if !ok {
+		return nil
 	}
-	s = &schema{kind: k, byName: map[string]*field{}}
+	if s != nil && s.src == sk {
+		s.gen.Store(g) // unchanged kind; another one came or went
+		return s
+	}
+	s, err := buildSchema(sk)
+	if err != nil {
+		// Every schema type has a CEL form (TestEverySchemaTypeHasCELForm):
+		// reaching this is a programming error, not bad input.
+		panic(err)
+	}
+	s.gen.Store(g)
+	schemaMu.Lock()
+	schemas[k] = s
+	schemaMu.Unlock()
+	return s
+}
+
+func buildSchema(sk *evschema.Kind) (*schema, error) {
+	s := &schema{kind: sk.Name, byName: map[string]*field{}, src: sk}
 	add := func(f *field) {
 		if _, dup := s.byName[f.name]; dup {
 			return
@@ -136,20 +93,93 @@ func schemaFor(k event.Kind) *schema {
 	for _, f := range commonFields() {
 		add(f)
 	}
-	if known {
-		for _, f := range structFields(t) {
-			add(f)
-		}
-	} else {
-		s.provisional = true
-		for _, p := range pf {
-			add(&field{name: "evt." + p.name, typ: p.typ, get: func(*evalCtx) ref.Val { return types.NullValue }})
-		}
+	fs, err := kindFields(sk, sk.Fields, "")
+	if err != nil {
+		return nil, fmt.Errorf("event kind %q: %w", sk.Name, err)
 	}
-	schemaMu.Lock()
-	schemas[k] = s
-	schemaMu.Unlock()
-	return s
+	for _, f := range fs {
+		add(f)
+	}
+	return s, nil
+}
+
+// kindFields declares the fields of a registered kind. Go-typed kinds are
+// read by reflect index (no allocation for scalars); runtime-built kinds
+// through schema.Dynamic.
+func kindFields(sk *evschema.Kind, fs []evschema.Field, prefix string) ([]*field, error) {
+	var out []*field
+	for i := range fs {
+		sf := &fs[i]
+		path := prefix + sf.Name
+		if sf.Type == evschema.Object {
+			sub, err := kindFields(sk, sf.Fields, path+".")
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+			continue
+		}
+		typ, err := celType(sf)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", path, err)
+		}
+		f := &field{name: "evt." + path, typ: typ, doc: sf.Doc}
+		if sk.GoType() == nil {
+			f.get = func(c *evalCtx) ref.Val {
+				d, ok := c.ev.(*evschema.Dynamic)
+				if !ok {
+					return types.NullValue
+				}
+				v, _ := d.Get(path)
+				return celPlain(v)
+			}
+			out = append(out, f)
+			continue
+		}
+		conv := goConv(sf)
+		if idx := sk.GoIndex(path); len(idx) == 1 {
+			n := idx[0]
+			f.get = func(c *evalCtx) ref.Val { return conv(c.rv.Field(n)) }
+		} else {
+			f.get = func(c *evalCtx) ref.Val { return conv(c.rv.FieldByIndex(idx)) }
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// celType is the CEL type of a schema field. Unsigned integers are CEL
+// ints (event values fit), objects inside lists are map(string, dyn).
+func celType(f *evschema.Field) (*cel.Type, error) {
+	switch f.Type {
+	case evschema.Bool:
+		return cel.BoolType, nil
+	case evschema.Int, evschema.Uint:
+		return cel.IntType, nil
+	case evschema.Double:
+		return cel.DoubleType, nil
+	case evschema.String:
+		return cel.StringType, nil
+	case evschema.Time:
+		return cel.TimestampType, nil
+	case evschema.Duration:
+		return cel.DurationType, nil
+	case evschema.Map:
+		return cel.MapType(cel.StringType, cel.StringType), nil
+	case evschema.List:
+		if f.Elem == nil {
+			return nil, fmt.Errorf("list without element type")
+		}
+		if f.Elem.Type == evschema.Object {
+			return cel.ListType(cel.MapType(cel.StringType, cel.DynType)), nil
+		}
+		et, err := celType(f.Elem)
+		if err != nil {
+			return nil, err
+		}
+		return cel.ListType(et), nil
+	}
+	return nil, fmt.Errorf("schema type %v has no CEL form", f.Type)
 }
 
 var (
@@ -158,62 +188,20 @@ var (
 	ipType       = reflect.TypeOf(net.IP{})
 	addrType     = reflect.TypeOf(netip.Addr{})
 	stringerType = reflect.TypeOf((*fmt.Stringer)(nil)).Elem()
-	headerType   = reflect.TypeOf(event.Header{})
+	stringsType  = reflect.TypeOf([]string(nil))
+	strMapType   = reflect.TypeOf(map[string]string(nil))
 )
 
-// structFields builds evt.<json name> fields for the event struct t.
-// Embedded structs without a JSON name (other than Header) are flattened,
-// as encoding/json does.
-func structFields(t reflect.Type) []*field {
-	return structFieldsAt(t, nil)
-}
-
-func structFieldsAt(t reflect.Type, index []int) []*field {
-	var out []*field
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		if sf.Anonymous && sf.Type == headerType {
-			continue
-		}
-		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
-		idx := append(slices.Clone(index), i)
-		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
-			out = append(out, structFieldsAt(sf.Type, idx)...)
-			continue
-		}
-		if !sf.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
-		typ, conv := celConv(sf.Type)
-		if typ == nil {
-			continue
-		}
-		if len(idx) == 1 {
-			n := idx[0]
-			out = append(out, &field{name: "evt." + name, typ: typ, get: func(c *evalCtx) ref.Val {
-				return conv(c.rv.Field(n))
-			}})
-			continue
-		}
-		out = append(out, &field{name: "evt." + name, typ: typ, get: func(c *evalCtx) ref.Val {
-			return conv(c.rv.FieldByIndex(idx))
-		}})
-	}
-	return out
-}
-
-// celConv maps a Go field type to its CEL type and a converter.
-func celConv(t reflect.Type) (*cel.Type, func(reflect.Value) ref.Val) {
+// goConv converts a Go struct field of schema field f to its CEL value.
+func goConv(f *evschema.Field) func(reflect.Value) ref.Val {
+	t := f.GoType()
 	switch {
 	case t == timeType:
-		return cel.TimestampType, func(v reflect.Value) ref.Val { return types.Timestamp{Time: v.Interface().(time.Time)} }
+		return func(v reflect.Value) ref.Val { return types.Timestamp{Time: v.Interface().(time.Time)} }
 	case t == durationType:
-		return cel.DurationType, func(v reflect.Value) ref.Val { return types.Duration{Duration: time.Duration(v.Int())} }
+		return func(v reflect.Value) ref.Val { return types.Duration{Duration: time.Duration(v.Int())} }
 	case t == ipType:
-		return cel.StringType, func(v reflect.Value) ref.Val {
+		return func(v reflect.Value) ref.Val {
 			ip := v.Interface().(net.IP)
 			if ip == nil {
 				return types.String("")
@@ -221,7 +209,7 @@ func celConv(t reflect.Type) (*cel.Type, func(reflect.Value) ref.Val) {
 			return types.String(ip.String())
 		}
 	case t == addrType:
-		return cel.StringType, func(v reflect.Value) ref.Val {
+		return func(v reflect.Value) ref.Val {
 			a := v.Interface().(netip.Addr)
 			if !a.IsValid() {
 				return types.String("")
@@ -229,28 +217,70 @@ func celConv(t reflect.Type) (*cel.Type, func(reflect.Value) ref.Val) {
 			return types.String(a.String())
 		}
 	}
-	switch t.Kind() {
-	case reflect.String:
-		return cel.StringType, func(v reflect.Value) ref.Val { return types.String(v.String()) }
-	case reflect.Bool:
-		return cel.BoolType, func(v reflect.Value) ref.Val { return types.Bool(v.Bool()) }
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return cel.IntType, func(v reflect.Value) ref.Val { return types.Int(v.Int()) }
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return cel.IntType, func(v reflect.Value) ref.Val { return types.Int(int64(v.Uint())) }
-	case reflect.Float32, reflect.Float64:
-		return cel.DoubleType, func(v reflect.Value) ref.Val { return types.Double(v.Float()) }
-	case reflect.Slice:
-		if t.Elem().Kind() == reflect.String {
-			return cel.ListType(cel.StringType), func(v reflect.Value) ref.Val {
-				return types.NewStringList(types.DefaultTypeAdapter, v.Interface().([]string))
+	switch f.Type {
+	case evschema.String:
+		if t.Kind() != reflect.String && t.Implements(stringerType) {
+			return func(v reflect.Value) ref.Val { return types.String(v.Interface().(fmt.Stringer).String()) }
+		}
+		return func(v reflect.Value) ref.Val { return types.String(v.String()) }
+	case evschema.Bool:
+		return func(v reflect.Value) ref.Val { return types.Bool(v.Bool()) }
+	case evschema.Int:
+		return func(v reflect.Value) ref.Val { return types.Int(v.Int()) }
+	case evschema.Uint:
+		return func(v reflect.Value) ref.Val { return types.Int(int64(v.Uint())) }
+	case evschema.Double:
+		return func(v reflect.Value) ref.Val { return types.Double(v.Float()) }
+	case evschema.Map:
+		return func(v reflect.Value) ref.Val {
+			return types.NewStringStringMap(types.DefaultTypeAdapter, v.Convert(strMapType).Interface().(map[string]string))
+		}
+	case evschema.List:
+		if f.Elem.Type == evschema.String && t.ConvertibleTo(stringsType) {
+			return func(v reflect.Value) ref.Val {
+				return types.NewStringList(types.DefaultTypeAdapter, v.Convert(stringsType).Interface().([]string))
 			}
 		}
 	}
-	if t.Implements(stringerType) {
-		return cel.StringType, func(v reflect.Value) ref.Val { return types.String(v.Interface().(fmt.Stringer).String()) }
+	// Lists of numbers, booleans or objects: through the plain form.
+	return func(v reflect.Value) ref.Val { return celPlain(evschema.Plain(v, f)) }
+}
+
+// celPlain converts a plain schema value (see schema.Value) to CEL.
+func celPlain(v any) ref.Val {
+	switch x := v.(type) {
+	case nil:
+		return types.NullValue
+	case string:
+		return types.String(x)
+	case bool:
+		return types.Bool(x)
+	case int64:
+		return types.Int(x)
+	case uint64:
+		return types.Int(int64(x))
+	case float64:
+		return types.Double(x)
+	case time.Time:
+		return types.Timestamp{Time: x}
+	case time.Duration:
+		return types.Duration{Duration: x}
+	case map[string]string:
+		return types.NewStringStringMap(types.DefaultTypeAdapter, x)
+	case []any:
+		vals := make([]ref.Val, len(x))
+		for i, e := range x {
+			vals[i] = celPlain(e)
+		}
+		return types.NewRefValList(types.DefaultTypeAdapter, vals)
+	case map[string]any:
+		m := make(map[ref.Val]ref.Val, len(x))
+		for k, e := range x {
+			m[types.String(k)] = celPlain(e)
+		}
+		return types.NewRefValMap(types.DefaultTypeAdapter, m)
 	}
-	return nil, nil
+	return types.NewErr("no CEL form for %T", v)
 }
 
 // commonFields are available on every event kind: the event's kind and time,
@@ -281,7 +311,7 @@ func commonFields() []*field {
 		str("proc.exe", "executable path; for exec events the new program", func(c *evalCtx) string { return c.exe() }),
 		str("proc.name", "basename of proc.exe, or comm when the executable is unknown", func(c *evalCtx) string { return basenameOr(c.exe(), c.h.Comm) }),
 		strs("proc.args", "argv of the process (from its exec)", func(c *evalCtx) []string { return c.self().Args }),
-		num("proc.start_time_ns", "process start time (boot-based ns); precision differs between probes, key sequences by proc.id", func(c *evalCtx) int64 { return int64(c.h.StartNS) }),
+		num("proc.start_time_ns", "process start time (ns since boot, filled in the kernel by every probe); proc.id is the portable key", func(c *evalCtx) int64 { return int64(c.h.StartNS) }),
 		str("proc.id", "process identity \"<pid>@<start time in 10ms clock ticks>\", the same from every probe: use it as a sequence key", func(c *evalCtx) string { return c.procID() }),
 		num("proc.cgroup_id", "cgroup v2 id", func(c *evalCtx) int64 { return int64(c.h.CgroupID) }),
 		str("proc.cgroup", "cgroup v2 path", func(c *evalCtx) string { return c.self().Cgroup }),

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/proc"
+	"github.com/vigilproject/vigil/internal/schema"
 )
 
 // Probe is a set of BPF programs plus the user-space code that turns what
@@ -48,7 +49,9 @@ type Spec struct {
 	Name           string
 	Help           string
 	DefaultEnabled bool
-	// Events lists the event kinds the probe can produce.
+	// Events lists the event kinds the probe can produce; each must be
+	// registered in the event schema (schema.MustRegister returns the kind,
+	// schema.Names lists them), which describes its fields, docs and columns.
 	Events []event.Kind
 	// NewConfig returns a pointer to the probe's config with defaults set;
 	// the agent's config file decodes into it strictly.
@@ -70,8 +73,14 @@ var (
 	specs = map[string]Spec{}
 )
 
-// Register adds a probe; it panics on a duplicate name, a programming error.
+// Register adds a probe; it panics on a duplicate name or an event kind
+// missing from the schema registry, programming errors.
 func Register(s Spec) {
+	for _, k := range s.Events {
+		if _, ok := schema.Lookup(k); !ok {
+			panic(fmt.Sprintf("probe %q: event kind %q is not registered in the schema (internal/schema)", s.Name, k))
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if _, dup := specs[s.Name]; dup {

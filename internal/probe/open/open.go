@@ -128,7 +128,7 @@ func init() {
 		Name:           Name,
 		Help:           "file opens (open, openat, openat2, creat): absolute path, flags, fd or errno; counts by container and errno",
 		DefaultEnabled: true,
-		Events:         []event.Kind{event.KindOpen},
+		Events:         kinds,
 		NewConfig:      func() probe.Config { return DefaultConfig() },
 		New:            func(c probe.Config) (probe.Probe, error) { return New(c.(*Config)), nil },
 	})

@@ -59,7 +59,7 @@ func init() {
 		Name:           Name,
 		Help:           "process lifecycle: exec (argv, failed execs), fork, exit (code, signal, lifetime)",
 		DefaultEnabled: true,
-		Events:         []event.Kind{event.KindExec, event.KindFork, event.KindExit},
+		Events:         kinds,
 		NewConfig:      func() probe.Config { return DefaultConfig() },
 		New:            func(c probe.Config) (probe.Probe, error) { return New(c.(*Config)), nil },
 	})

@@ -88,7 +88,7 @@ func init() {
 		Name:           Name,
 		Help:           "TCP lifecycle (connect latency, failures with errno, accept, close with bytes/RTT/retransmits), RTT histograms, retransmits, resets, traffic per interface and cgroup",
 		DefaultEnabled: true,
-		Events:         []event.Kind{event.KindConnect, event.KindAccept, event.KindClose},
+		Events:         kinds,
 		NewConfig:      func() probe.Config { return DefaultConfig() },
 		New:            func(c probe.Config) (probe.Probe, error) { return New(c.(*Config)), nil },
 	})
