@@ -56,6 +56,8 @@ func loadEventRules(cfg *config.Config, log *slog.Logger) (*eventRules, error) {
 		return nil, fmt.Errorf("event rules:\n%w", err)
 	}
 	er.kinds = eventKinds(er.engine.Ruleset())
+	er.loader.OnLoad = er.reloaded
+	er.loader.OnFailure = er.reloadFailed
 	return er, nil
 }
 
@@ -203,8 +205,6 @@ func (er *eventRules) reloaded(rs *eventrules.Ruleset) {
 func (er *eventRules) run(ctx context.Context) {
 	er.done = make(chan struct{})
 	defer close(er.done)
-	er.loader.OnLoad = er.reloaded
-	er.loader.OnFailure = er.reloadFailed
 	go er.loader.Watch(ctx, er.cfg.WatchInterval, nil)
 	_ = er.engine.Run(ctx, er.sub.C())
 }
