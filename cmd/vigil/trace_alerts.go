@@ -61,8 +61,10 @@ func registerTraceAlerts(app *kingpin.Application) {
 			for {
 				select {
 				case <-ctx.Done():
+					for _, r := range lost.check(io.Discard) {
+						pr.lost(r)
+					}
 					pr.flush()
-					lost.check(io.Discard)
 					lost.summary(os.Stderr)
 					return nil
 				case <-t.C:
