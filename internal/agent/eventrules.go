@@ -77,7 +77,7 @@ func (er *eventRules) narrow(cfg *config.Config, probes []string) {
 			}
 			if spec.Narrow(cfg.ProbeConfigs[n], probe.KernelFilter{Kind: k, PathPrefixes: prefixes, PIDs: pids}) {
 				er.filters[k] = prefixes
-				er.log.Info("events filtered in the kernel to what the event rules need", "probe", n, "kind", k, "path_prefixes", prefixes, "pids", pids)
+				er.log.Debug("events filtered in the kernel to what the event rules need", "probe", n, "kind", k, "path_prefixes", prefixes, "pids", pids)
 			}
 		}
 	}
@@ -132,7 +132,7 @@ func (er *eventRules) probes(base []string) []string {
 	out := slices.Clone(base)
 	for _, n := range need {
 		if !slices.Contains(out, n) {
-			er.log.Info("probe switched on for event rules", "probe", n)
+			er.log.Debug("probe switched on for event rules", "probe", n)
 			out = append(out, n)
 		}
 	}

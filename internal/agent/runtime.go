@@ -116,11 +116,17 @@ func (a *Agent) Main(client Client) error {
 		a.closeServer()
 		return err
 	}
+	attrs := []any{"probes", a.Names()}
 	if a.srv != nil {
-		a.Log.Info("vigil started", "probes", a.Names(), "listen", a.srv.Addr(), "startup", a.StartupDuration().Round(time.Millisecond))
-	} else {
-		a.Log.Info("vigil started", "probes", a.Names(), "startup", a.StartupDuration().Round(time.Millisecond))
+		attrs = append(attrs, "listen", a.srv.Addr())
 	}
+	if a.er != nil {
+		attrs = append(attrs, "event_rules", a.er.engine.Ruleset().Summary())
+		for k, f := range a.er.filters {
+			attrs = append(attrs, "kernel_filter_"+string(k), f)
+		}
+	}
+	a.Log.Info("vigil started", append(attrs, "startup", a.StartupDuration().Round(time.Millisecond))...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

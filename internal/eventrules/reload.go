@@ -106,6 +106,7 @@ type Loader struct {
 	mu      sync.Mutex
 	watch   *rulewatch.Watcher
 	lastErr error
+	loaded  bool
 }
 
 // ResolveFiles expands globs; a pattern without glob characters must name
@@ -175,8 +176,15 @@ func (l *Loader) loadLocked() error {
 	l.lastErr = nil
 	m.reload.Success(time.Now())
 	if l.Log != nil {
-		l.Log.Info("event rules loaded", "files", len(files), "summary", rs.Summary())
+		// The first load is part of start-up, which reports it once it
+		// succeeded (a failed start prints only its error).
+		lvl := slog.LevelInfo
+		if !l.loaded {
+			lvl = slog.LevelDebug
+		}
+		l.Log.Log(context.Background(), lvl, "event rules loaded", "files", len(files), "summary", rs.Summary())
 	}
+	l.loaded = true
 	if l.OnLoad != nil {
 		l.OnLoad(rs)
 	}

@@ -65,22 +65,47 @@ for _ in range(`+strconv.Itoa(n)+`):
 	if err := child.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the output stops growing, then stop the trace.
-	last := -1
-	for testutil.WaitFor(2*time.Second, func() bool { return len(p.stdout.String()) != last }) {
-		last = len(p.stdout.String())
-		time.Sleep(time.Second)
-		if len(p.stdout.String()) == last {
-			break
-		}
+	// Every open must show up, printed or counted in a lost record (those
+	// come every 2s); then the trace is stopped and must not count more.
+	var printed, lost uint64
+	var totals map[string]uint64
+	if !testutil.WaitFor(60*time.Second, func() bool {
+		printed, lost, totals = countTrace(t, p.stdout.String(), pid)
+		return printed+lost >= n
+	}) {
+		t.Errorf("after 60s: printed %d + lost %d = %d, want the child's %d opens", printed, lost, printed+lost, n)
 	}
 	if code := p.signal(t, syscall.SIGINT, 10*time.Second); code != 0 {
 		t.Errorf("exit %d; stderr:\n%s", code, p.stderr)
 	}
+	printed, lost, totals = countTrace(t, p.stdout.String(), pid)
+	t.Logf("%d opens: %d printed, %d reported lost %v", n, printed, lost, totals)
+	if lost == 0 {
+		t.Fatalf("a 4 KiB ring lost nothing under %d opens; the test proves nothing", n)
+	}
+	if printed+lost != n {
+		t.Errorf("at exit: printed %d + lost %d = %d, want the child's %d opens", printed, lost, printed+lost, n)
+	}
+	stderr := p.stderr.String()
+	if !strings.Contains(stderr, "vigil: warning: lost events") && !strings.Contains(stderr, "events lost in total") {
+		t.Errorf("no loss warning on stderr:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "events lost in total: open: ") {
+		t.Errorf("no loss summary at exit on stderr:\n%s", stderr)
+	}
+}
 
-	var printed, lost uint64
-	totals := map[string]uint64{}
-	sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
+// countTrace counts the child's open events and the lost counts in the JSON
+// output of `vigil trace open` (a partial last line is ignored).
+func countTrace(t *testing.T, out string, pid int) (printed, lost uint64, totals map[string]uint64) {
+	t.Helper()
+	totals = map[string]uint64{}
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		out = out[:i+1]
+	} else {
+		out = ""
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var rec struct {
@@ -112,18 +137,5 @@ for _ in range(`+strconv.Itoa(n)+`):
 			t.Errorf("unexpected record kind %q", rec.Kind)
 		}
 	}
-	t.Logf("%d opens: %d printed, %d reported lost %v", n, printed, lost, totals)
-	if lost == 0 {
-		t.Fatalf("a 4 KiB ring lost nothing under %d opens; the test proves nothing", n)
-	}
-	if printed+lost != n {
-		t.Errorf("printed %d + lost %d = %d, want the child's %d opens", printed, lost, printed+lost, n)
-	}
-	stderr := p.stderr.String()
-	if !strings.Contains(stderr, "vigil: warning: lost events") && !strings.Contains(stderr, "events lost in total") {
-		t.Errorf("no loss warning on stderr:\n%s", stderr)
-	}
-	if !strings.Contains(stderr, "events lost in total: open: ") {
-		t.Errorf("no loss summary at exit on stderr:\n%s", stderr)
-	}
+	return printed, lost, totals
 }
