@@ -96,3 +96,24 @@ func TestRunDeliversDefaultEventAlert(t *testing.T) {
 		t.Errorf("exit %d after SIGTERM; stderr:\n%s", code, a.stderr)
 	}
 }
+
+// `vigil run --no-default-rules` loads neither embedded pack.
+func TestRunNoDefaultRules(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	body := fmt.Sprintf("rules:\n  data_dir: %s\n  files: []\nalerting:\n  state_file: %s\n", filepath.Join(dir, "tsdb"), filepath.Join(dir, "alerts.json"))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, "--config", cfg, "--no-default-rules")
+	m := a.scrape(t)
+	if _, ok := m.Get("vigil_rule_last_reload_successful", map[string]string{"engine": "event"}); ok {
+		t.Error("event rules loaded despite --no-default-rules")
+	}
+	if v, ok := m.Get("vigil_rules_loaded", nil); !ok || v != 0 {
+		t.Errorf("vigil_rules_loaded = %v (found %v), want 0 metric rules", v, ok)
+	}
+	if code := a.signal(t, syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM; stderr:\n%s", code, a.stderr)
+	}
+}
