@@ -6,19 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/agent"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/probe/syscalls"
 	"github.com/vigilproject/vigil/internal/proc"
@@ -52,6 +49,8 @@ type topSyscallsOpts struct {
 	once     bool
 	output   string
 	pids     []uint32
+
+	cgroupRoot string // from the probe's config
 }
 
 // syscallRow is one line of the view: calls during the interval.
@@ -103,32 +102,30 @@ func runTopSyscalls(o *topSyscallsOpts) error {
 	if err := pc.Validate(); err != nil {
 		return fmt.Errorf("top syscalls: %w", err)
 	}
-	if err := kernel.CheckPrivileges(); err != nil {
+	o.cgroupRoot = pc.CgroupRoot
+	cfg.Log.Level = "warn"
+	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{syscalls.Name}})
+	if err != nil {
 		return err
 	}
-	kernel.RaiseMemlock()
-	_ = kernel.EnsureTracefs()
-	cgroups := proc.NewCgroups(pc.CgroupRoot, 4096)
-	p := syscalls.New(pc)
-	env := &probe.Env{
-		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Procs:         proc.NewCache(cfg.ProcessCache.MaxEntries, cgroups),
-		DisabledHooks: cfg.DisabledHooks(),
-		LabelLimit:    cfg.Metrics.LabelLimit,
-	}
-	if err := p.Start(env); err != nil {
-		return err
-	}
-	defer p.Close()
+	return a.Main(func(ctx context.Context) error {
+		p, _ := a.Probe(syscalls.Name)
+		return topSyscalls(ctx, p.(*syscalls.Probe), a, o)
+	})
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+func topSyscalls(ctx context.Context, p *syscalls.Probe, a *agent.Agent, o *topSyscallsOpts) error {
+	// The same resolver the probe uses (the agent's, unless cgroup_root differs).
+	cgroups := (&probe.Env{Procs: a.Procs}).CgroupResolver(o.cgroupRoot)
+	lost := newLossReporter(a, nil, "probes.syscalls settings")
+	defer lost.summary(os.Stderr)
 	prev := map[syscallStatID]syscallStatVal{}
 	if stats, _, err := p.Snapshot(); err == nil {
 		prev = syscallStatMap(stats)
 	}
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
+	enc := json.NewEncoder(out)
 	t := time.NewTicker(o.interval)
 	defer t.Stop()
 	last := time.Now()
@@ -145,8 +142,15 @@ func runTopSyscalls(o *topSyscallsOpts) error {
 			view := syscallView{Time: now, IntervalSeconds: now.Sub(last).Seconds(), By: o.by, Sort: o.sort,
 				Rows: syscallRows(cur, prev, o.by, o.sort, o.top, cgroups)}
 			prev, last = cur, now
+			for _, r := range lost.check(os.Stderr) {
+				if o.output == "json" {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				}
+			}
 			if o.output == "json" {
-				if err := json.NewEncoder(out).Encode(view); err != nil {
+				if err := enc.Encode(view); err != nil {
 					return err
 				}
 			} else {

@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -63,20 +61,17 @@ func runTopTCP(o *topTCPOpts) error {
 		return err
 	}
 	cfg.Log.Level = "warn"
-	a, err := agent.New(cfg, newLogger(cfg.Log), []string{"tcp"})
+	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{"tcp"}})
 	if err != nil {
 		return err
 	}
-	if err := a.Start(); err != nil {
-		return err
-	}
-	defer a.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	obj := a.Objects()[0]
+	return a.Main(func(ctx context.Context) error { return topTCP(ctx, a, o) })
+}
 
+func topTCP(ctx context.Context, a *agent.Agent, o *topTCPOpts) error {
+	obj := a.Objects()[0]
+	lost := newLossReporter(a, nil, "probes.tcp.ringbuf_size")
+	defer lost.summary(os.Stderr)
 	prev := map[uint64]tcp.Conn{}
 	prevAt := kernel.BootNS()
 	tick := time.NewTicker(o.interval)
@@ -86,10 +81,9 @@ func runTopTCP(o *topTCPOpts) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-errc:
-			return err
 		case <-tick.C:
 		}
+		lost.check(os.Stderr)
 		conns, err := tcp.Connections(obj)
 		if err != nil {
 			return err

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -98,66 +96,81 @@ func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
 			return err
 		}
 	}
-	a, err := agent.New(cfg, newLogger(cfg.Log), []string{t.probe})
+	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{t.probe}})
 	if err != nil {
 		return err
 	}
 	sub := a.Bus.Subscribe("trace", o.queue, t.kinds...)
-	if err := a.Start(); err != nil {
-		return err
-	}
-	defer a.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-
-	out := bufio.NewWriter(os.Stdout)
-	defer out.Flush()
-	var tw *tabwriter.Writer
-	enc := json.NewEncoder(out)
-	if o.output == "table" {
-		tw = tabwriter.NewWriter(out, 0, 8, 1, ' ', 0)
-		fmt.Fprintln(tw, strings.Join(t.header, "\t"))
-		tw.Flush()
-	}
-	out.Flush()
-	// Output is batched while events pour in; the ticker bounds how long a
-	// printed line can wait in the buffer when the queue never drains (a
-	// filter that matches rarely on a busy host).
-	flush := time.NewTicker(traceFlushEvery)
-	defer flush.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return reportLost(sub, <-errc)
-		case err := <-errc:
-			return reportLost(sub, err)
-		case <-flush.C:
-			out.Flush()
-		case e := <-sub.C():
-			if o.match(e) && (extra == nil || extra(e)) {
-				if tw != nil {
-					fmt.Fprintln(tw, strings.Join(t.row(e), "\t"))
-					tw.Flush()
-				} else if err := enc.Encode(e); err != nil {
-					return err
+	lost := newLossReporter(a, sub, "--queue or probes."+t.probe+".ringbuf_size")
+	return a.Main(func(ctx context.Context) error {
+		out := bufio.NewWriter(os.Stdout)
+		defer out.Flush()
+		var tw *tabwriter.Writer
+		enc := json.NewEncoder(out)
+		if o.output == "table" {
+			tw = tabwriter.NewWriter(out, 0, 8, 1, ' ', 0)
+			fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+			tw.Flush()
+		}
+		out.Flush()
+		print := func(e event.Event) error {
+			if !o.match(e) || (extra != nil && !extra(e)) {
+				return nil
+			}
+			if tw != nil {
+				fmt.Fprintln(tw, strings.Join(t.row(e), "\t"))
+				return tw.Flush()
+			}
+			return enc.Encode(e)
+		}
+		reportLost := func() error {
+			for _, r := range lost.check(os.Stderr) {
+				if tw == nil {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
 				}
 			}
-			if len(sub.C()) == 0 {
+			return nil
+		}
+		// Output is batched while events pour in; the ticker bounds how long a
+		// printed line can wait in the buffer when the queue never drains (a
+		// filter that matches rarely on a busy host).
+		flush := time.NewTicker(traceFlushEvery)
+		defer flush.Stop()
+		lossTick := time.NewTicker(lossEvery)
+		defer lossTick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				// Print what is already queued, then account for the rest.
+				for len(sub.C()) > 0 {
+					if err := print(<-sub.C()); err != nil {
+						return err
+					}
+				}
+				err := reportLost()
 				out.Flush()
+				lost.summary(os.Stderr)
+				return err
+			case <-flush.C:
+				out.Flush()
+			case <-lossTick.C:
+				if err := reportLost(); err != nil {
+					return err
+				}
+				out.Flush()
+			case e := <-sub.C():
+				if err := print(e); err != nil {
+					return err
+				}
+				if len(sub.C()) == 0 {
+					out.Flush()
+				}
 			}
 		}
-	}
+	})
 }
 
 // traceFlushEvery is the longest a printed event waits in the output buffer.
 const traceFlushEvery = 100 * time.Millisecond
-
-func reportLost(sub *event.Subscription, err error) error {
-	if n := sub.Lost.Load(); n > 0 {
-		fmt.Fprintf(os.Stderr, "vigil: %d events lost because the printer fell behind (raise --queue)\n", n)
-	}
-	return err
-}

@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 
 	"github.com/vigilproject/vigil/internal/agent"
 	"github.com/vigilproject/vigil/internal/alert"
-	"github.com/vigilproject/vigil/internal/eventrules"
 )
 
 // registerTraceAlerts adds `vigil trace alerts`: the event-rule engine with
@@ -27,11 +25,13 @@ func registerTraceAlerts(app *kingpin.Application) {
 	if trace == nil {
 		return
 	}
-	cmd := trace.Command("alerts", "Stream alerts of event and sequence rules live (loads only the probes the rules need; needs root).")
+	cmd := trace.Command("alerts", "Stream alerts of event and sequence rules live: the embedded default pack, or --rules (loads only the probes the rules need; needs root).")
 	configFile := cmd.Flag("config", "Config file (event_rules section and probe settings; defaults when omitted).").Short('c').String()
-	ruleFiles := cmd.Flag("rules", "Event rule file or glob (repeatable; replaces event_rules.files).").Short('r').Strings()
+	ruleFiles := cmd.Flag("rules", "Event rule file or glob (repeatable; replaces event_rules.files and the embedded pack).").Short('r').Strings()
 	output := cmd.Flag("output", "Output format: table or json (one Alertmanager-shaped alert per line).").Short('o').Default("table").Enum("table", "json")
 	alertmanagers := cmd.Flag("alertmanager.url", "Also deliver the alerts to this Alertmanager (repeatable).").Strings()
+	var noDefaults bool
+	noDefaultRulesFlag(cmd, &noDefaults)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		cfg, err := loadConfig(*configFile)
 		if err != nil {
@@ -39,63 +39,41 @@ func registerTraceAlerts(app *kingpin.Application) {
 		}
 		if len(*ruleFiles) > 0 {
 			cfg.EventRules.Files = *ruleFiles
+			noDefaults = true
 		}
-		if len(cfg.EventRules.Files) == 0 {
-			return fmt.Errorf("no event rule files: give --rules FILE (e.g. deploy/rules/events/*.yaml) or set event_rules.files")
+		if noDefaults {
+			noDefaultRules(cfg)
+		}
+		if len(cfg.EventRules.Patterns()) == 0 {
+			return fmt.Errorf("no event rules: the embedded pack is off (--no-default-rules or event_rules.builtin: false); give --rules FILE or set event_rules.files")
 		}
 		cfg.Log.Level = "warn"
-		log := newLogger(cfg.Log)
-		er, err := setupEventRules(cfg, log)
-		if err != nil {
-			return err
-		}
-		a, err := agent.New(cfg, log, er.probes(cfg))
-		if err != nil {
-			return err
-		}
 		pr := newAlertPrinter(*output)
-		var sink eventrules.Sink = pr
-		var disp *alert.Dispatcher
-		if len(*alertmanagers) > 0 {
-			if disp, err = newDispatcher(*alertmanagers, a, log); err != nil {
-				return err
-			}
-			sink = eventrules.Tee{disp, pr}
-		}
-		er.attach(a)
-		er.setSink(sink)
-		if err := a.Start(); err != nil {
+		a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{
+			Probes: []string{}, EventRules: true, AlertSink: pr, Alertmanagers: *alertmanagers})
+		if err != nil {
 			return err
 		}
-		defer a.Close()
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		errc := make(chan error, 1)
-		go func() { errc <- a.Run(ctx) }()
-		dctx, dcancel := context.WithCancel(context.Background())
-		ddone := make(chan struct{})
-		if disp != nil {
-			go func() { _ = disp.Run(dctx); close(ddone) }()
-		} else {
-			close(ddone)
-		}
-		defer func() { dcancel(); <-ddone }()
-		go er.run(ctx)
-		var runErr error
-		select {
-		case <-ctx.Done():
-		case runErr = <-errc:
-			stop()
-		}
-		er.wait()
-		pr.flush()
-		if n := er.sub.Lost.Load(); n > 0 {
-			fmt.Fprintf(os.Stderr, "vigil: %d events lost because the rule engine fell behind (raise event_rules.queue_size)\n", n)
-		}
-		if runErr != nil && ctx.Err() == nil {
-			return runErr
-		}
-		return nil
+		lost := newLossReporter(a, a.EventRulesSubscription(), "event_rules.queue_size or the probes' ringbuf_size")
+		return a.Main(func(ctx context.Context) error {
+			t := time.NewTicker(lossEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					for _, r := range lost.check(io.Discard) {
+						pr.lost(r)
+					}
+					pr.flush()
+					lost.summary(os.Stderr)
+					return nil
+				case <-t.C:
+					for _, r := range lost.check(os.Stderr) {
+						pr.lost(r)
+					}
+				}
+			}
+		})
 	})
 }
 
@@ -143,10 +121,20 @@ func (p *alertPrinter) Send(_ string, alerts []alert.Alert) {
 	p.out.Flush()
 }
 
+// lost prints a loss record in JSON mode (the table view has the warning
+// on stderr).
+func (p *alertPrinter) lost(r lostRecord) {
+	if p.enc == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.enc.Encode(r)
+	p.out.Flush()
+}
+
 func (p *alertPrinter) flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.out.Flush()
 }
-
-var _ = time.Second

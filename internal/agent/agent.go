@@ -1,5 +1,8 @@
-// Package agent wires vigil together: it checks privileges, prepares the
-// kernel, starts the enabled probes and collects their self-metrics.
+// Package agent is vigil's runtime: it checks privileges, prepares the
+// kernel, starts the probes, owns the process cache and the event bus, runs
+// both rule engines and alert delivery, serves HTTP and handles signals.
+// Every CLI verb is a thin client: Open with the Options it needs,
+// subscribe to the bus, then Main with what it prints.
 package agent
 
 import (
@@ -24,6 +27,8 @@ import (
 	"github.com/vigilproject/vigil/internal/metrics"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
+	"github.com/vigilproject/vigil/internal/rules"
+	"github.com/vigilproject/vigil/internal/server"
 )
 
 // Agent is a set of running probes with their shared context.
@@ -40,6 +45,12 @@ type Agent struct {
 	names   []string
 	stats   io.Closer
 	started time.Duration
+
+	// Parts of the runtime a verb asked for with Open.
+	opts        Options
+	er          *eventRules
+	srv         *server.Server
+	metricRules *rules.Engine
 }
 
 // New prepares an agent for the given probes (all enabled ones when nil).
@@ -138,6 +149,17 @@ const rescanEvery = 5 * time.Minute
 
 // StartupDuration is how long Start took to attach everything.
 func (a *Agent) StartupDuration() time.Duration { return a.started }
+
+// Probe returns the named running probe, for verbs that read its maps
+// (`vigil top`).
+func (a *Agent) Probe(name string) (probe.Probe, bool) {
+	for i, n := range a.names {
+		if n == name {
+			return a.probes[i], true
+		}
+	}
+	return nil, false
+}
 
 // Names lists the agent's probes.
 func (a *Agent) Names() []string { return a.names }

@@ -26,3 +26,30 @@ func TestEventRulesSection(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// The embedded event pack is on by default; files add to it; builtin: false
+// leaves only the files.
+func TestEventRulesBuiltinPack(t *testing.T) {
+	cfg, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.EventRules.Patterns()
+	if !cfg.EventRules.BuiltinEnabled() || len(p) == 0 || !strings.HasPrefix(p[0], "builtin:") {
+		t.Fatalf("default patterns %v, want the embedded pack", p)
+	}
+	cfg, err = Parse([]byte("event_rules:\n  files: [/x/*.yaml]\n"), "e.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2 := cfg.EventRules.Patterns(); len(p2) != len(p)+1 || p2[len(p2)-1] != "/x/*.yaml" {
+		t.Fatalf("patterns %v, want the pack then /x/*.yaml", p2)
+	}
+	cfg, err = Parse([]byte("event_rules:\n  builtin: false\n  files: [/x/*.yaml]\n"), "e.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p3 := cfg.EventRules.Patterns(); len(p3) != 1 || p3[0] != "/x/*.yaml" {
+		t.Fatalf("patterns %v with builtin: false, want only /x/*.yaml", p3)
+	}
+}

@@ -3,12 +3,15 @@ package eventrules
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	pack "github.com/vigilproject/vigil/deploy/rules/events"
 )
 
 // Diag is one problem found in a rule file.
@@ -333,21 +336,14 @@ func cleanYAMLErr(err error) string {
 }
 
 // readFiles parses every file; files are read whole (rule files are small),
-// but a file over maxFileSize is refused.
+// but a file over maxFileSize is refused. Items of the embedded pack that a
+// user file defines again (same rule, sequence, macro or list name) are
+// dropped: a user file overrides the pack item by item.
 func readFiles(paths []string) ([]item, Diags) {
 	var items []item
 	var ds Diags
 	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			ds = append(ds, Diag{File: p, Msg: err.Error()})
-			continue
-		}
-		if st.Size() > maxFileSize {
-			ds = append(ds, Diag{File: p, Msg: fmt.Sprintf("file is %d bytes; rule files are limited to %d", st.Size(), maxFileSize)})
-			continue
-		}
-		data, err := os.ReadFile(p)
+		data, err := readRuleFile(p)
 		if err != nil {
 			ds = append(ds, Diag{File: p, Msg: err.Error()})
 			continue
@@ -356,7 +352,63 @@ func readFiles(paths []string) ([]item, Diags) {
 		items = append(items, it...)
 		ds = append(ds, d...)
 	}
-	return items, ds
+	return overrideBuiltin(items), ds
+}
+
+// BuiltinPrefix marks a file of the embedded default pack, e.g.
+// "builtin:process.yaml".
+const BuiltinPrefix = "builtin:"
+
+// BuiltinFiles names the files of the embedded default pack.
+func BuiltinFiles() []string {
+	var out []string
+	for _, n := range pack.Names() {
+		out = append(out, BuiltinPrefix+n)
+	}
+	return out
+}
+
+func readRuleFile(p string) ([]byte, error) {
+	if name, ok := strings.CutPrefix(p, BuiltinPrefix); ok {
+		return fs.ReadFile(pack.FS, name)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > maxFileSize {
+		return nil, fmt.Errorf("file is %d bytes; rule files are limited to %d", st.Size(), maxFileSize)
+	}
+	return os.ReadFile(p)
+}
+
+func (it item) key() string {
+	switch {
+	case it.list != nil:
+		return "list " + it.list.List
+	case it.mac != nil:
+		return "macro " + it.mac.Macro
+	case it.rule != nil:
+		return "rule " + it.rule.Rule
+	case it.seq != nil:
+		return "sequence " + it.seq.Sequence
+	}
+	return ""
+}
+
+func overrideBuiltin(items []item) []item {
+	user := map[string]bool{}
+	for _, it := range items {
+		if !strings.HasPrefix(it.file, BuiltinPrefix) {
+			user[it.key()] = true
+		}
+	}
+	if len(user) == 0 {
+		return items
+	}
+	return slices.DeleteFunc(items, func(it item) bool {
+		return strings.HasPrefix(it.file, BuiltinPrefix) && user[it.key()]
+	})
 }
 
 const maxFileSize = 4 << 20

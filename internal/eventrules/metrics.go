@@ -2,6 +2,8 @@ package eventrules
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilproject/vigil/internal/rulewatch"
 )
 
 type engineMetrics struct {
@@ -12,6 +14,7 @@ type engineMetrics struct {
 	alerts      *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	evictions   *prometheus.CounterVec
+	reload      *rulewatch.Metrics
 	reloads     *prometheus.CounterVec
 	reloadOK    prometheus.Gauge
 	reloadTime  prometheus.Gauge
@@ -40,11 +43,6 @@ func newMetrics(e *Engine) *engineMetrics {
 		alerts:     cv("vigil_event_rule_alerts_total", "Alert notices handed to delivery (new alerts and repeat-count updates).", "rule"),
 		errors:     cv("vigil_event_rule_errors_total", "Condition evaluations that failed at run time (treated as no match).", "rule"),
 		evictions:  cv("vigil_sequence_state_evictions_total", "Sequence states removed before completing, by reason: capacity (per-rule or total bound), window (expired), exit (process ended), until (cancelled), reload.", "rule", "reason"),
-		reloads:    cv("vigil_event_rules_reloads_total", "Rule (re)loads by result; a failed reload keeps the previous rules.", "result"),
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_event_rules_last_reload_successful",
-			Help: "1 when the last load of the event rule files succeeded."}),
-		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_event_rules_last_reload_success_timestamp_seconds",
-			Help: "Time of the last successful load of the event rule files."}),
 		loaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_event_rules_loaded",
 			Help: "Event rules in force, by type (rule, sequence)."}, []string{"type"}),
 		reorderOver: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_event_rules_reorder_overflow_total",
@@ -54,6 +52,9 @@ func newMetrics(e *Engine) *engineMetrics {
 		dedupEvict: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_event_rules_dedup_evictions_total",
 			Help: "Dedup entries removed early because the dedup table was full (their repeat counts are sent first)."}),
 	}
+	// Reload metrics are one family shared with the metric-rule engine.
+	m.reload = rulewatch.NewMetrics(rulewatch.EngineEvent)
+	m.reloads, m.reloadOK, m.reloadTime = m.reload.Reloads, m.reload.OK, m.reload.OKTime
 	m.states = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_sequence_states",
 		Help: "Partially matched sequences held in memory (all sequence rules)."}, func() float64 { return float64(e.seqTotal.Load()) })
 	m.dedupLen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_event_rules_dedup_entries",

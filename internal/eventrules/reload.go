@@ -11,11 +11,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigilproject/vigil/internal/rulewatch"
 )
 
 // Config is the `event_rules:` section of the agent configuration.
 type Config struct {
-	// Files are rule file paths or globs. Empty: no event rules.
+	// Builtin loads the embedded default pack (deploy/rules/events) in
+	// addition to Files; default on. A file that defines a rule, sequence,
+	// macro or list of the pack again replaces that item.
+	Builtin *bool `yaml:"builtin"`
+	// Files are rule file paths or globs.
 	Files []string `yaml:"files"`
 	// WatchInterval is how often the files are checked for changes
 	// (SIGHUP reloads at once). 0 disables polling.
@@ -66,6 +72,19 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// BuiltinEnabled reports whether the embedded pack is loaded.
+func (c *Config) BuiltinEnabled() bool { return c.Builtin == nil || *c.Builtin }
+
+// Patterns are the files to load: the embedded pack when enabled, then
+// Files.
+func (c *Config) Patterns() []string {
+	var out []string
+	if c.BuiltinEnabled() {
+		out = BuiltinFiles()
+	}
+	return append(out, c.Files...)
+}
+
 // Options turns the config into engine options.
 func (c *Config) Options(host string) Options {
 	return Options{AncestryDepth: c.AncestryDepth, Suppress: c.Suppress, MaxKeysPerRule: c.MaxSequenceKeysPerRule,
@@ -81,17 +100,25 @@ type Loader struct {
 	Log      *slog.Logger
 	// OnLoad is called after a successful load with the new ruleset.
 	OnLoad func(*Ruleset)
+	// OnFailure is called after a failed load with its error.
+	OnFailure func(error)
 
-	mu       sync.Mutex
-	snapshot string
-	lastErr  error
+	mu      sync.Mutex
+	watch   *rulewatch.Watcher
+	lastErr error
+	loaded  bool
 }
 
 // ResolveFiles expands globs; a pattern without glob characters must name
-// an existing file, a glob must match at least one.
+// an existing file, a glob must match at least one. Names of the embedded
+// pack (BuiltinPrefix) pass through.
 func ResolveFiles(patterns []string) ([]string, error) {
 	var out []string
 	for _, p := range patterns {
+		if strings.HasPrefix(p, BuiltinPrefix) {
+			out = append(out, p)
+			continue
+		}
 		if !strings.ContainsAny(p, "*?[") {
 			if _, err := os.Stat(p); err != nil {
 				return nil, fmt.Errorf("event rule file: %w", err)
@@ -112,19 +139,6 @@ func ResolveFiles(patterns []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-func snapshotOf(files []string) string {
-	var b strings.Builder
-	for _, f := range files {
-		st, err := os.Stat(f)
-		if err != nil {
-			fmt.Fprintf(&b, "%s:missing;", f)
-			continue
-		}
-		fmt.Fprintf(&b, "%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
-	}
-	return b.String()
-}
-
 // Load reads and compiles the files and installs them.
 func (l *Loader) Load() error {
 	l.mu.Lock()
@@ -137,17 +151,19 @@ func (l *Loader) loadLocked() error {
 	files, err := ResolveFiles(l.Patterns)
 	var rs *Ruleset
 	var ds Diags
+	l.watcher().Mark()
 	if err == nil {
-		l.snapshot = snapshotOf(files)
 		rs, ds = LoadFiles(files, l.Opts)
 		err = ds.Err()
 	}
 	if err != nil {
 		l.lastErr = err
-		m.reloads.WithLabelValues("failure").Inc()
-		m.reloadOK.Set(0)
+		m.reload.Failure()
 		if l.Log != nil {
 			l.Log.Error("event rules not loaded; the previous rules stay in force", "err", err)
+		}
+		if l.OnFailure != nil {
+			l.OnFailure(err)
 		}
 		return err
 	}
@@ -158,12 +174,17 @@ func (l *Loader) loadLocked() error {
 	}
 	l.Engine.Install(rs)
 	l.lastErr = nil
-	m.reloads.WithLabelValues("success").Inc()
-	m.reloadOK.Set(1)
-	m.reloadTime.Set(float64(time.Now().UnixNano()) / 1e9)
+	m.reload.Success(time.Now())
 	if l.Log != nil {
-		l.Log.Info("event rules loaded", "files", len(files), "summary", rs.Summary())
+		// The first load is part of start-up, which reports it once it
+		// succeeded (a failed start prints only its error).
+		lvl := slog.LevelInfo
+		if !l.loaded {
+			lvl = slog.LevelDebug
+		}
+		l.Log.Log(context.Background(), lvl, "event rules loaded", "files", len(files), "summary", rs.Summary())
 	}
+	l.loaded = true
 	if l.OnLoad != nil {
 		l.OnLoad(rs)
 	}
@@ -177,8 +198,16 @@ func (l *Loader) LastError() error {
 	return l.lastErr
 }
 
-// Watch reloads on a signal from hup and when the files change (checked
-// every interval; 0: only on hup), until ctx ends.
+// watcher polls the content hash of the files; call with l.mu held.
+func (l *Loader) watcher() *rulewatch.Watcher {
+	if l.watch == nil {
+		l.watch = &rulewatch.Watcher{Engine: rulewatch.EngineEvent, Patterns: l.Patterns, Reload: l.Load, Log: l.Log}
+	}
+	return l.watch
+}
+
+// Watch reloads on a signal from hup and when the content of the files
+// changes (checked every interval; 0: only on hup), until ctx ends.
 func (l *Loader) Watch(ctx context.Context, interval time.Duration, hup <-chan os.Signal) {
 	var tick <-chan time.Time
 	if interval > 0 {
@@ -186,6 +215,9 @@ func (l *Loader) Watch(ctx context.Context, interval time.Duration, hup <-chan o
 		defer t.Stop()
 		tick = t.C
 	}
+	l.mu.Lock()
+	w := l.watcher()
+	l.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
@@ -193,13 +225,12 @@ func (l *Loader) Watch(ctx context.Context, interval time.Duration, hup <-chan o
 		case <-hup:
 			_ = l.Load()
 		case <-tick:
-			l.mu.Lock()
-			files, err := ResolveFiles(l.Patterns)
-			changed := err != nil || snapshotOf(files) != l.snapshot
-			if changed {
-				_ = l.loadLocked()
+			if w.Changed() {
+				if l.Log != nil {
+					l.Log.Info("event rule files changed, reloading")
+				}
+				_ = l.Load()
 			}
-			l.mu.Unlock()
 		}
 	}
 }

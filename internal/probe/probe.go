@@ -58,6 +58,19 @@ type Spec struct {
 	NewConfig func() Config
 	// New builds the probe from its validated config.
 	New func(cfg Config) (Probe, error)
+	// Narrow, when set, narrows the in-kernel filter in cfg to f, the
+	// events of one of the probe's kinds that the event rules can match. It
+	// leaves a config that sets a filter of its own alone (other consumers
+	// rely on it) and reports whether it narrowed.
+	Narrow func(cfg Config, f KernelFilter) bool
+}
+
+// KernelFilter is what the event rules can match of one event kind: only
+// these path prefixes and pids (empty: any).
+type KernelFilter struct {
+	Kind         event.Kind
+	PathPrefixes []string
+	PIDs         []uint32
 }
 
 // Config is a probe's configuration section.

@@ -18,8 +18,10 @@
 // Reloads (Engine.Reload, called on SIGHUP and when the watched files change)
 // compile the new set aside and swap it in only if every file is valid; a
 // failed reload keeps the running rules, sets
-// vigil_rules_last_reload_successful to 0 and fires the internal
-// VigilRuleReloadFailed alert until a reload succeeds.
+// vigil_rule_last_reload_successful{engine="metric"} to 0 and fires the
+// internal VigilRuleReloadFailed{engine="metric"} alert until a reload
+// succeeds. The watcher and the reload metrics are internal/rulewatch's,
+// shared with the event-rule engine; SIGHUP is the agent's.
 //
 // RulesHandler and AlertsHandler serve /api/v1/rules and /api/v1/alerts in
 // the Prometheus HTTP API shape.

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/util/strutil"
 
 	"github.com/vigilproject/vigil/internal/alert"
+	"github.com/vigilproject/vigil/internal/rulewatch"
 )
 
 // Source is the dispatcher source name of alerts from metric rules.
@@ -59,7 +59,7 @@ type Engine struct {
 	m    *engineMetrics
 
 	reloadMu  sync.Mutex
-	lastSnap  string      // content hash of the rule files at the last load attempt
+	watcher   *rulewatch.Watcher
 	reloadErr error       // non-nil while the last reload failed
 	reloadAlt alert.Alert // the VigilRuleReloadFailed alert while it fires
 
@@ -114,6 +114,9 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, opts: opts, log: log, db: db, tmpDir: tmpDir, m: newEngineMetrics()}
+	// Polls content hashes of the files; SIGHUP reloads come from the agent.
+	e.watcher = &rulewatch.Watcher{Engine: rulewatch.EngineMetric, Patterns: cfg.Files,
+		Interval: time.Duration(cfg.WatchInterval), Reload: e.Reload, Log: log}
 	e.qe = promql.NewEngine(promql.EngineOpts{
 		Logger:               log.With("subsystem", "promql"),
 		MaxSamples:           cfg.MaxSamples,
@@ -192,7 +195,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	run(func() { e.feed.run(ctx, time.Duration(e.cfg.FeedInterval)) })
 	run(e.mgr.Run)
-	run(func() { e.watch(ctx) })
+	run(func() { e.watcher.Run(ctx) })
 	run(func() { e.reconcileAfterStart(ctx, start) })
 	<-ctx.Done()
 	e.mgr.Stop()
@@ -229,8 +232,10 @@ func (e *Engine) Manager() *promrules.Manager { return e.mgr }
 func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	files, snap, err := resolveFiles(e.cfg.Files)
-	e.lastSnap = snap
+	files, err := resolveFiles(e.cfg.Files)
+	if e.watcher != nil {
+		e.watcher.Mark()
+	}
 	if e.cfg.Builtin == nil || *e.cfg.Builtin {
 		files = append(files, BuiltinFile)
 	}
@@ -253,8 +258,7 @@ func (e *Engine) Reload() error {
 	now := time.Now()
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
-		e.m.reloads.WithLabelValues("failure").Inc()
-		e.m.reloadOK.Set(0)
+		e.m.reload.Failure()
 		for _, fe := range errs {
 			e.log.Error("rule reload failed, keeping the previous rules", "err", fe)
 		}
@@ -262,7 +266,7 @@ func (e *Engine) Reload() error {
 		if e.reloadAlt.StartsAt.IsZero() {
 			e.reloadAlt.StartsAt = now
 		}
-		e.reloadAlt.Labels = map[string]string{"alertname": "VigilRuleReloadFailed", "severity": "warning"}
+		e.reloadAlt.Labels = map[string]string{"alertname": rulewatch.FailedAlertName, "severity": "warning", "engine": rulewatch.EngineMetric}
 		e.reloadAlt.Annotations = map[string]string{
 			"summary":     "vigil could not reload its rule files; the previous rules are still evaluated.",
 			"description": err.Error(),
@@ -270,9 +274,7 @@ func (e *Engine) Reload() error {
 		e.sendInternal(e.reloadAlt)
 		return err
 	}
-	e.m.reloads.WithLabelValues("success").Inc()
-	e.m.reloadOK.Set(1)
-	e.m.reloadOKTime.Set(float64(now.Unix()))
+	e.m.reload.Success(now)
 	n := 0
 	for _, g := range e.mgr.RuleGroups() {
 		n += len(g.Rules())
@@ -292,7 +294,7 @@ func (e *Engine) Reload() error {
 // CheckFiles parses every rule file cfg names (and the built-in rules)
 // without opening the TSDB; errors name file and line.
 func CheckFiles(cfg Config) error {
-	files, _, err := resolveFiles(cfg.Files)
+	files, err := resolveFiles(cfg.Files)
 	errs := []error{err}
 	for _, f := range files {
 		if _, fe := LoadFile(f); fe != nil {
@@ -315,33 +317,9 @@ func (e *Engine) sendInternal(a alert.Alert) {
 	}
 }
 
-// watch reloads when the set or content of the rule files changes. Polling
-// content hashes (rather than inotify) also catches Kubernetes ConfigMap
-// symlink swaps and editors that replace files.
-func (e *Engine) watch(ctx context.Context) {
-	t := time.NewTicker(time.Duration(e.cfg.WatchInterval))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		_, snap, _ := resolveFiles(e.cfg.Files)
-		e.reloadMu.Lock()
-		changed := snap != e.lastSnap
-		e.reloadMu.Unlock()
-		if changed {
-			e.log.Info("rule files changed, reloading")
-			e.Reload() //nolint:errcheck // logged and exported by Reload
-		}
-	}
-}
-
-// resolveFiles expands the globs and hashes names and contents.
-func resolveFiles(patterns []string) (files []string, snapshot string, err error) {
-	h := sha256.New()
-	seen := map[string]bool{}
+// resolveFiles expands the globs; a pattern that matches nothing adds no
+// file (the default /etc/vigil/rules/*.yml may be empty).
+func resolveFiles(patterns []string) (files []string, err error) {
 	var errs []error
 	for _, p := range patterns {
 		matches, gerr := filepath.Glob(p)
@@ -349,27 +327,18 @@ func resolveFiles(patterns []string) (files []string, snapshot string, err error
 			errs = append(errs, fmt.Errorf("rule file pattern %q: %w", p, gerr))
 			continue
 		}
-		for _, m := range matches {
-			if !seen[m] {
-				seen[m] = true
-				files = append(files, m)
-			}
-		}
+		files = append(files, matches...)
 	}
 	slices.Sort(files)
+	files = slices.Compact(files)
 	for _, f := range files {
-		b, rerr := os.ReadFile(f)
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
-		h.Write(b)
-		if rerr != nil {
-			errs = append(errs, rerr)
+		if _, serr := os.Stat(f); serr != nil {
+			errs = append(errs, serr)
 		}
 	}
-	return files, fmt.Sprintf("%x", h.Sum(nil)), errors.Join(errs...)
+	return files, errors.Join(errs...)
 }
 
-// evalIteration wraps Prometheus' default group iteration to record vigil's
-// evaluation metrics.
 func (e *Engine) evalIteration(ctx context.Context, g *promrules.Group, ts time.Time) {
 	promrules.DefaultEvalIterationFunc(ctx, g, ts)
 	key := g.File() + ";" + g.Name()

@@ -1,8 +1,13 @@
 package rules
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilproject/vigil/internal/rulewatch"
+)
 
 type engineMetrics struct {
+	reload       *rulewatch.Metrics
 	reloadOK     prometheus.Gauge
 	reloadOKTime prometheus.Gauge
 	reloads      *prometheus.CounterVec
@@ -17,19 +22,13 @@ type engineMetrics struct {
 }
 
 func newEngineMetrics() *engineMetrics {
+	// Reload metrics are one family shared with the event-rule engine.
+	rw := rulewatch.NewMetrics(rulewatch.EngineMetric)
 	m := &engineMetrics{
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vigil_rules_last_reload_successful",
-			Help: "1 if the last rule reload succeeded, 0 if it failed and the previous rules are still in use.",
-		}),
-		reloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vigil_rules_last_reload_success_timestamp_seconds",
-			Help: "Time of the last successful rule reload.",
-		}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_rules_reloads_total",
-			Help: "Rule reload attempts by result.",
-		}, []string{"result"}),
+		reload:       rw,
+		reloadOK:     rw.OK,
+		reloadOKTime: rw.OKTime,
+		reloads:      rw.Reloads,
 		rulesLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_rules_loaded",
 			Help: "Alerting and recording rules currently loaded.",

@@ -131,7 +131,19 @@ func init() {
 		Events:         kinds,
 		NewConfig:      func() probe.Config { return DefaultConfig() },
 		New:            func(c probe.Config) (probe.Probe, error) { return New(c.(*Config)), nil },
+		Narrow:         narrow,
 	})
+}
+
+// narrow filters opens in the kernel to what the event rules can match,
+// unless the config sets a filter of its own.
+func narrow(pc probe.Config, f probe.KernelFilter) bool {
+	c, ok := pc.(*Config)
+	if !ok || f.Kind != event.KindOpen || len(c.PathPrefixes) > 0 || len(c.PIDs) > 0 || c.Comm != "" || len(c.Cgroups) > 0 || len(c.Containers) > 0 {
+		return false
+	}
+	c.PathPrefixes, c.PIDs = f.PathPrefixes, f.PIDs
+	return true
 }
 
 // Programs lists the logical programs with their hook candidates. openat is
