@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,16 +16,20 @@ import (
 	"github.com/vigilproject/vigil/internal/agent"
 	"github.com/vigilproject/vigil/internal/config"
 	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/schema"
 )
 
 // tracer describes one `vigil trace` subcommand.
 type tracer struct {
-	name   string
-	help   string
-	probe  string
-	kinds  []event.Kind
-	header []string
-	row    func(e event.Event) []string
+	name  string
+	help  string
+	probe string
+	// probes, when set instead of probe, are all the probes the kinds need.
+	probes []string
+	// kinds are the event kinds shown; their table columns come from the
+	// schema registry (the first kind's headers head the table).
+	kinds []event.Kind
 	// flags adds kind-specific filters; the returned func reports whether
 	// an event passes them.
 	flags func(cmd *kingpin.CmdClause) func(e event.Event) bool
@@ -46,9 +51,41 @@ type traceOpts struct {
 	queue     int
 }
 
+// kindTracers gives every registered event kind that no tracer above shows
+// (derived kinds, kinds of newer probes) a `vigil trace <kind>` of its own,
+// with the table columns its schema declares.
+func kindTracers() []tracer {
+	shown := map[event.Kind]bool{}
+	for _, t := range tracers {
+		for _, k := range t.kinds {
+			shown[k] = true
+		}
+	}
+	var out []tracer
+	for _, k := range schema.Kinds() {
+		sk, ok := schema.Lookup(k)
+		if shown[k] || !ok {
+			continue
+		}
+		var probes []string
+		for _, src := range schema.Sources(k) {
+			for _, spec := range probe.All() {
+				if slices.Contains(spec.Events, src) && !slices.Contains(probes, spec.Name) {
+					probes = append(probes, spec.Name)
+				}
+			}
+		}
+		if len(probes) == 0 {
+			continue // produced at run time by something a trace cannot start
+		}
+		out = append(out, tracer{name: string(k), help: "Trace " + string(k) + " events: " + sk.Doc, probes: probes, kinds: []event.Kind{k}})
+	}
+	return out
+}
+
 func registerTrace(app *kingpin.Application) {
 	cmd := app.Command("trace", "Stream live events from the kernel (loads only the probe it needs; needs root).")
-	for _, t := range tracers {
+	for _, t := range append(slices.Clone(tracers), kindTracers()...) {
 		t := t
 		sub := cmd.Command(t.name, t.help)
 		o := &traceOpts{}
@@ -64,6 +101,13 @@ func registerTrace(app *kingpin.Application) {
 		}
 		sub.Action(func(*kingpin.ParseContext) error { return runTrace(t, o, extra) })
 	}
+}
+
+func (t tracer) probeNames() []string {
+	if len(t.probes) > 0 {
+		return t.probes
+	}
+	return []string{t.probe}
 }
 
 func (o *traceOpts) match(e event.Event) bool {
@@ -96,12 +140,12 @@ func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
 			return err
 		}
 	}
-	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{t.probe}})
+	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: t.probeNames()})
 	if err != nil {
 		return err
 	}
 	sub := a.Bus.Subscribe("trace", o.queue, t.kinds...)
-	lost := newLossReporter(a, sub, "--queue or probes."+t.probe+".ringbuf_size")
+	lost := newLossReporter(a, sub, "--queue or probes."+strings.Join(t.probeNames(), "|")+".ringbuf_size")
 	return a.Main(func(ctx context.Context) error {
 		out := bufio.NewWriter(os.Stdout)
 		defer out.Flush()
@@ -109,7 +153,8 @@ func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
 		enc := json.NewEncoder(out)
 		if o.output == "table" {
 			tw = tabwriter.NewWriter(out, 0, 8, 1, ' ', 0)
-			fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+			header, _ := schema.Columns(t.kinds[0])
+			fmt.Fprintln(tw, strings.Join(header, "\t"))
 			tw.Flush()
 		}
 		out.Flush()
@@ -118,7 +163,7 @@ func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
 				return nil
 			}
 			if tw != nil {
-				fmt.Fprintln(tw, strings.Join(t.row(e), "\t"))
+				fmt.Fprintln(tw, strings.Join(schema.Row(e), "\t"))
 				return tw.Flush()
 			}
 			return enc.Encode(e)

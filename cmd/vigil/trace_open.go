@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -21,28 +20,8 @@ func openTracer() tracer {
 		name: "open",
 		help: "Trace file opens (like opensnoop): open, openat, openat2, creat with the absolute path, flags, fd or errno. " +
 			"--pid, --comm, --container, --failed and --path-prefix filter in the kernel.",
-		probe:  open.Name,
-		kinds:  []event.Kind{event.KindOpen},
-		header: []string{"TIME", "PID", "COMM", "FD", "ERR", "FLAGS", "PATH"},
-		row: func(ev event.Event) []string {
-			e := ev.(*event.Open)
-			fd, errName := strconv.Itoa(int(e.FD)), "0"
-			if e.Error != "" {
-				errName = e.Error
-			}
-			flags := e.FlagNames
-			if e.Mode != 0 {
-				flags += fmt.Sprintf(" %#o", e.Mode)
-			}
-			path := e.Path
-			if e.PathTruncated {
-				path += "..."
-			}
-			if !e.PathResolved {
-				path += " (relative, unresolved)"
-			}
-			return []string{e.Time.Format(timeLayout), u32(e.PID), e.Comm, fd, errName, flags, path}
-		},
+		probe: open.Name,
+		kinds: []event.Kind{event.KindOpen},
 		flags: func(cmd *kingpin.CmdClause) func(event.Event) bool {
 			cmd.Flag("failed", "Only failed opens.").Short('x').BoolVar(&failed)
 			cmd.Flag("path-prefix", "Only paths starting with this (absolute, repeatable, at most 8 of 128 bytes; relative paths that could not be resolved never match).").StringsVar(&prefixes)

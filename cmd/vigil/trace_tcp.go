@@ -1,8 +1,6 @@
 package main
 
 import (
-	"strconv"
-
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/vigilproject/vigil/internal/event"
@@ -11,12 +9,10 @@ import (
 func init() { tracers = append(tracers, tcpTracer) }
 
 var tcpTracer = tracer{
-	name:   "tcp",
-	help:   "Trace TCP connections (like tcplife, plus failed connects): one line per closed connection with bytes, RTT, retransmits and duration.",
-	probe:  "tcp",
-	kinds:  []event.Kind{event.KindClose, event.KindConnect, event.KindAccept},
-	header: []string{"TIME", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "RTT_MS", "RETRANS", "DURATION_MS", "RESULT"},
-	row:    tcpRow,
+	name:  "tcp",
+	help:  "Trace TCP connections (like tcplife, plus failed connects): one line per closed connection with bytes, RTT, retransmits and duration.",
+	probe: "tcp",
+	kinds: []event.Kind{event.KindClose, event.KindConnect, event.KindAccept},
 	flags: func(cmd *kingpin.CmdClause) func(event.Event) bool {
 		var port uint16
 		var opens bool
@@ -43,26 +39,4 @@ var tcpTracer = tracer{
 			return port == 0 || c.SPort == port || c.DPort == port
 		}
 	},
-}
-
-func tcpRow(ev event.Event) []string {
-	conn := func(h *event.Header, c *event.TCPConn) []string {
-		return []string{h.Time.Format(timeLayout), u32(h.PID), h.Comm, c.SAddr, strconv.Itoa(int(c.SPort)), c.DAddr, strconv.Itoa(int(c.DPort))}
-	}
-	ms := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
-	switch e := ev.(type) {
-	case *event.TCPClose:
-		return append(conn(&e.Header, &e.TCPConn),
-			strconv.FormatUint(e.BytesSent/1024, 10), strconv.FormatUint(e.BytesReceived/1024, 10),
-			ms(float64(e.SRTTUS)/1000), strconv.Itoa(int(e.Retransmits)), ms(e.DurationMS), "close")
-	case *event.TCPConnect:
-		result := "connect"
-		if e.Error != "" {
-			result = e.Error
-		}
-		return append(conn(&e.Header, &e.TCPConn), "-", "-", "-", "-", ms(e.LatencyMS), result)
-	case *event.TCPAccept:
-		return append(conn(&e.Header, &e.TCPConn), "-", "-", "-", "-", ms(e.QueuedMS), "accept")
-	}
-	return nil
 }
