@@ -6,23 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/vigilproject/vigil/internal/kernel"
-	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/agent"
 	"github.com/vigilproject/vigil/internal/probe/sched"
-	"github.com/vigilproject/vigil/internal/proc"
 )
 
 func init() {
@@ -90,24 +85,18 @@ func runTopSched(o *topSchedOpts) error {
 	}
 	pc.Enabled = true
 	pc.ThreadStats = pc.ThreadStats || o.by == "process"
-	if err := kernel.CheckPrivileges(); err != nil {
+	cfg.Log.Level = "warn"
+	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{sched.Name}})
+	if err != nil {
 		return err
 	}
-	kernel.RaiseMemlock()
-	p := sched.New(pc)
-	env := &probe.Env{
-		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Procs:         proc.NewCache(cfg.ProcessCache.MaxEntries, proc.NewCgroups(pc.CgroupRoot, 4096)),
-		DisabledHooks: cfg.DisabledHooks(),
-		LabelLimit:    cfg.Metrics.LabelLimit,
-	}
-	if err := p.Start(env); err != nil {
-		return err
-	}
-	defer p.Close()
+	return a.Main(func(ctx context.Context) error {
+		p, _ := a.Probe(sched.Name)
+		return topSched(ctx, p.(*sched.Probe), o)
+	})
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+func topSched(ctx context.Context, p *sched.Probe, o *topSchedOpts) error {
 	prev, err := schedSnapshot(p, o.by)
 	if err != nil {
 		return err
