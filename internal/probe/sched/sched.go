@@ -91,7 +91,7 @@ func Programs() []kernel.ProgramDef {
 type Probe struct {
 	probe.Base
 	cfg  *Config
-	maps schedMaps
+	maps readMaps
 	cg   *proc.Cgroups
 }
 
@@ -151,10 +151,13 @@ func (p *Probe) Start(env *probe.Env) error {
 			return err
 		}
 	}
-	// Typed access to the maps this package reads, looked up once.
-	m := p.Obj.Maps
-	p.maps = schedMaps{Cgroups: m["cgroups"], CgroupsOther: m["cgroups_other"], MapFull: m["map_full"],
-		ThreadTotals: m["thread_totals"], Threads: m["threads"]}
+	// Typed access to the maps user space reads (task_state is absent on
+	// kernels without task storage, so the generated schedMaps would not do).
+	if err := p.Obj.Assign(&p.maps); err != nil {
+		_ = p.Obj.Close()
+		p.Obj = nil
+		return err
+	}
 	p.cg = env.CgroupResolver(p.cfg.CgroupRoot)
 	limit := env.LabelLimit
 	p.Register(&collector{
@@ -163,6 +166,14 @@ func (p *Probe) Start(env *probe.Env) error {
 		offCap:  metrics.NewLabelCap("vigil_sched_offcpu_seconds_total", "container", limit),
 	})
 	return nil
+}
+
+// readMaps are the maps user space reads, by their names in sched.bpf.c.
+type readMaps struct {
+	Cgroups      *ebpf.Map `ebpf:"cgroups"`
+	CgroupsOther *ebpf.Map `ebpf:"cgroups_other"`
+	MapFull      *ebpf.Map `ebpf:"map_full"`
+	ThreadTotals *ebpf.Map `ebpf:"thread_totals"`
 }
 
 // hooksDiffer reports whether the programs attached through different hook
