@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -29,8 +30,28 @@ const DefaultListenAddress = "127.0.0.1:19400"
 //go:embed default.yaml
 var defaultYAML []byte
 
-// DefaultYAML is the embedded default configuration, as shipped.
-func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
+// DefaultYAML is the embedded default configuration, as shipped: default.yaml
+// with each linked probe's section (its folder's defaults.yaml) in place, so
+// a new probe brings its defaults with it.
+func DefaultYAML() []byte {
+	var b bytes.Buffer
+	for _, s := range probe.All() {
+		if len(s.DefaultYAML) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s:\n", s.Name)
+		for _, l := range strings.Split(strings.TrimRight(string(s.DefaultYAML), "\n"), "\n") {
+			if l != "" {
+				b.WriteString("    " + l)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return bytes.Replace(defaultYAML, []byte(probesMarker), b.Bytes(), 1)
+}
+
+// probesMarker is where DefaultYAML puts the probes' sections.
+const probesMarker = "  # @probes@\n"
 
 // Config is the whole agent configuration.
 type Config struct {
@@ -105,7 +126,7 @@ func Load(path string) (*Config, error) {
 // Parse decodes data (named source in errors) over the embedded defaults.
 func Parse(data []byte, source string) (*Config, error) {
 	cfg := &Config{}
-	if err := decodeStrict(defaultYAML, cfg); err != nil {
+	if err := decodeStrict(DefaultYAML(), cfg); err != nil {
 		return nil, fmt.Errorf("embedded default config: %w", err)
 	}
 	defaults := cfg.Probes

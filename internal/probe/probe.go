@@ -53,6 +53,10 @@ type Spec struct {
 	// registered in the event schema (schema.MustRegister returns the kind,
 	// schema.Names lists them), which describes its fields, docs and columns.
 	Events []event.Kind
+	// DefaultYAML is the probe's commented section of the embedded default
+	// config, kept next to the probe as defaults.yaml (`vigil config default`
+	// shows it under probes.<name>). It must decode to NewConfig's values.
+	DefaultYAML []byte
 	// NewConfig returns a pointer to the probe's config with defaults set;
 	// the agent's config file decodes into it strictly.
 	NewConfig func() Config

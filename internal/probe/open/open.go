@@ -5,6 +5,7 @@ package open
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"io/fs"
 	"os"
@@ -123,8 +124,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// defaultsYAML is this probe's commented section of `vigil config default`.
+//
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
 func init() {
 	probe.Register(probe.Spec{
+		DefaultYAML:    defaultsYAML,
 		Name:           Name,
 		Help:           "file opens (open, openat, openat2, creat): absolute path, flags, fd or errno; counts by container and errno",
 		DefaultEnabled: true,

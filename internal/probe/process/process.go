@@ -4,6 +4,7 @@ package process
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,8 +55,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// defaultsYAML is this probe's commented section of `vigil config default`.
+//
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
 func init() {
 	probe.Register(probe.Spec{
+		DefaultYAML:    defaultsYAML,
 		Name:           Name,
 		Help:           "process lifecycle: exec (argv, failed execs), fork, exit (code, signal, lifetime)",
 		DefaultEnabled: true,

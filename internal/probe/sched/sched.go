@@ -6,6 +6,7 @@ package sched
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"slices"
 
@@ -66,8 +67,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// defaultsYAML is this probe's commented section of `vigil config default`.
+//
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
 func init() {
 	probe.Register(probe.Spec{
+		DefaultYAML:    defaultsYAML,
 		Name:           Name,
 		Help:           "scheduler latency (like runqlat and offcputime): run-queue latency histograms per container, off-CPU time by reason (sleep, io, lock, preempted) per container and thread, aggregated in the kernel",
 		DefaultEnabled: false,

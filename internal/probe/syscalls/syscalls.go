@@ -6,6 +6,7 @@ package syscalls
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"math"
 	"slices"
@@ -76,8 +77,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// defaultsYAML is this probe's commented section of `vigil config default`.
+//
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
 func init() {
 	probe.Register(probe.Spec{
+		DefaultYAML:    defaultsYAML,
 		Name:           Name,
 		Help:           "syscall statistics (like syscount): counts, errors by errno, latency histograms per syscall, process and container, aggregated in the kernel",
 		DefaultEnabled: false,

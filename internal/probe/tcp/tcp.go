@@ -8,6 +8,7 @@ package tcp
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 
@@ -83,8 +84,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// defaultsYAML is this probe's commented section of `vigil config default`.
+//
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
 func init() {
 	probe.Register(probe.Spec{
+		DefaultYAML:    defaultsYAML,
 		Name:           Name,
 		Help:           "TCP lifecycle (connect latency, failures with errno, accept, close with bytes/RTT/retransmits), RTT histograms, retransmits, resets, traffic per interface and cgroup",
 		DefaultEnabled: true,
