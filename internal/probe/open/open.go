@@ -131,8 +131,8 @@ var defaultsYAML []byte
 
 func init() {
 	probe.Register(probe.Spec{
-		DefaultYAML:    defaultsYAML,
 		Name:           Name,
+		DefaultYAML:    defaultsYAML,
 		Help:           "file opens (open, openat, openat2, creat): absolute path, flags, fd or errno; counts by container and errno",
 		DefaultEnabled: true,
 		Events:         kinds,

@@ -62,8 +62,8 @@ var defaultsYAML []byte
 
 func init() {
 	probe.Register(probe.Spec{
-		DefaultYAML:    defaultsYAML,
 		Name:           Name,
+		DefaultYAML:    defaultsYAML,
 		Help:           "process lifecycle: exec (argv, failed execs), fork, exit (code, signal, lifetime)",
 		DefaultEnabled: true,
 		Events:         kinds,

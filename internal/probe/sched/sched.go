@@ -74,8 +74,8 @@ var defaultsYAML []byte
 
 func init() {
 	probe.Register(probe.Spec{
-		DefaultYAML:    defaultsYAML,
 		Name:           Name,
+		DefaultYAML:    defaultsYAML,
 		Help:           "scheduler latency (like runqlat and offcputime): run-queue latency histograms per container, off-CPU time by reason (sleep, io, lock, preempted) per container and thread, aggregated in the kernel",
 		DefaultEnabled: false,
 		NewConfig:      func() probe.Config { return DefaultConfig() },

@@ -84,8 +84,8 @@ var defaultsYAML []byte
 
 func init() {
 	probe.Register(probe.Spec{
-		DefaultYAML:    defaultsYAML,
 		Name:           Name,
+		DefaultYAML:    defaultsYAML,
 		Help:           "syscall statistics (like syscount): counts, errors by errno, latency histograms per syscall, process and container, aggregated in the kernel",
 		DefaultEnabled: false,
 		NewConfig:      func() probe.Config { return DefaultConfig() },

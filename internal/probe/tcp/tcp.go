@@ -91,8 +91,8 @@ var defaultsYAML []byte
 
 func init() {
 	probe.Register(probe.Spec{
-		DefaultYAML:    defaultsYAML,
 		Name:           Name,
+		DefaultYAML:    defaultsYAML,
 		Help:           "TCP lifecycle (connect latency, failures with errno, accept, close with bytes/RTT/retransmits), RTT histograms, retransmits, resets, traffic per interface and cgroup",
 		DefaultEnabled: true,
 		Events:         kinds,
