@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigilproject/vigil/internal/alert"
 	"github.com/vigilproject/vigil/internal/config"
+	_ "github.com/vigilproject/vigil/internal/probe/all" // the event kinds the rules name
 	"github.com/vigilproject/vigil/internal/testutil"
 )
 

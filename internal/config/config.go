@@ -278,7 +278,8 @@ func (c *Config) decodeProbes(defaults *yaml.Node) error {
 	sections := map[string][]*yaml.Node{}
 	user := map[string]userSection{}
 	for _, n := range []*yaml.Node{defaults, &c.Probes} {
-		if n.Kind == 0 {
+		// Empty: no section given, or a binary that links no probe.
+		if n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 			continue
 		}
 		if n.Kind != yaml.MappingNode {
