@@ -30,9 +30,17 @@ func TestTraceOpenReportsLostEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 200000
-	// The child waits for a line on stdin, so its own start-up opens are
-	// over before the trace starts; after it, it opens exactly n files.
-	child := exec.Command(py, "-c", `import os, sys
+	const marker = "/nonexistent/vigil-trace-ready"
+	// The child says when its own start-up opens are over, then opens a
+	// marker path every 20 ms until told to go (so the test sees when the
+	// trace really delivers events), then opens exactly n files.
+	child := exec.Command(py, "-c", `import os, sys, select
+print("up", flush=True)
+while not select.select([sys.stdin], [], [], 0.02)[0]:
+    try:
+        os.close(os.open("`+marker+`", os.O_RDONLY))
+    except OSError:
+        pass
 sys.stdin.readline()
 for _ in range(`+strconv.Itoa(n)+`):
     os.close(os.open("/etc/hostname", os.O_RDONLY))
@@ -41,24 +49,28 @@ for _ in range(`+strconv.Itoa(n)+`):
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
 	pid := child.Process.Pid
-	time.Sleep(500 * time.Millisecond) // python's own start-up opens
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "up\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
 
 	p := start(t, vigilBin, "trace", "open", "-c", cfg, "-o", "json", "--pid", strconv.Itoa(pid))
-	// The trace prints nothing until attached; the first line of output is
-	// an event, so wait for the process to be up instead: ready when its
-	// BPF programs are loaded.
-	if !testutil.WaitFor(15*time.Second, func() bool {
-		progs, _ := testutil.ProgramIDsOf(p.cmd.Process.Pid)
-		return len(progs) > 0
+	// Ready when the child's marker opens come out of the trace: every
+	// program is attached and events flow to the printer. (Marker opens
+	// come 50 a second: a 4 KiB ring does not overflow on them.)
+	if !testutil.WaitFor(30*time.Second, func() bool {
+		return strings.Contains(p.stdout.String(), `"path":"`+marker+`"`)
 	}) {
-		t.Fatalf("trace did not attach; stderr:\n%s", p.stderr)
+		t.Fatalf("trace shows no events; stderr:\n%s", p.stderr)
 	}
-	time.Sleep(300 * time.Millisecond)
 	if _, err := stdin.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +140,9 @@ func countTrace(t *testing.T, out string, pid int) (printed, lost uint64, totals
 			lost += rec.Count
 			totals[rec.Reason] = rec.Total
 		case "open":
+			if rec.PID == pid && strings.HasPrefix(rec.Path, "/nonexistent/vigil-trace-ready") {
+				continue // readiness markers, before the counted opens
+			}
 			if rec.PID != pid || rec.Path != "/etc/hostname" {
 				t.Errorf("event of pid %d path %q passed the --pid %d filter", rec.PID, rec.Path, pid)
 				continue
