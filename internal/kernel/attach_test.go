@@ -1,0 +1,383 @@
+package kernel_test
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/kernel/testprog"
+	"github.com/vigilproject/vigil/internal/testutil"
+)
+
+// buildTarget compiles testprog/target.c with clang into dir.
+func buildTarget(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("clang"); err != nil {
+		t.Skip("clang not installed: cannot build the target program")
+	}
+	bin := filepath.Join(t.TempDir(), "vigil-uprobe-target")
+	out, err := exec.Command("clang", "-O1", "-o", bin, filepath.Join("testprog", "target.c")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("building target: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func loadTestprog(t *testing.T, defs ...kernel.ProgramDef) *kernel.Object {
+	t.Helper()
+	testutil.RequireBPF(t)
+	kernel.RaiseMemlock()
+	spec, err := testprog.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := kernel.Load(spec, kernel.LoadOptions{Probe: "test", Programs: defs})
+	testutil.SkipIfNotPermitted(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { obj.Close() })
+	return obj
+}
+
+func count(t *testing.T, m *ebpf.Map, pid int) uint64 {
+	t.Helper()
+	var v uint64
+	if err := m.Lookup(uint32(pid), &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return 0
+		}
+		t.Fatal(err)
+	}
+	return v
+}
+
+// runTarget runs the target to completion and returns its pid.
+func runTarget(t *testing.T, bin string, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", bin, args, err, out)
+	}
+	return cmd.Process.Pid
+}
+
+// started is a target already running (blocked on stdin) before attach.
+type started struct {
+	cmd *exec.Cmd
+	in  *os.File
+}
+
+func startWaiting(t *testing.T, bin string, args ...string) *started {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append(args, "wait")...)
+	cmd.Stdin = r
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Cleanup(func() { w.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return &started{cmd: cmd, in: w}
+}
+
+func (s *started) release(t *testing.T) *os.ProcessState {
+	t.Helper()
+	fmt.Fprintln(s.in, "go")
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("target: %v", err)
+	}
+	return s.cmd.ProcessState
+}
+
+// fileOffset is the file offset of a function, which is what an
+// offset-based uprobe takes.
+func fileOffset(t *testing.T, bin, symbol string) uint64 {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name != symbol {
+			continue
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && s.Value >= p.Vaddr && s.Value < p.Vaddr+p.Memsz {
+				return s.Value - p.Vaddr + p.Off
+			}
+		}
+	}
+	t.Fatalf("%s has no symbol %s", bin, symbol)
+	return 0
+}
+
+// A uprobe by symbol counts exactly the calls of each process, for a
+// process that was running before the attach and for processes started
+// after it; a pid filter leaves other processes out.
+func TestUprobeBySymbol(t *testing.T) {
+	bin := buildTarget(t)
+	before := startWaiting(t, bin, "calls", "5")
+	obj := loadTestprog(t, kernel.ProgramDef{Name: "call", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.Uprobe, Program: "count_call", Binary: bin, Target: "vigil_target"},
+	}})
+	st := obj.Status()
+	if len(st) != 1 || !st[0].Attached || st[0].Hook != kernel.Uprobe || st[0].Target != "vigil_target" || st[0].Detail != "binary "+bin {
+		t.Fatalf("status %+v", st)
+	}
+	hits := obj.Maps["uprobe_hits"]
+	before.release(t)
+	if n := count(t, hits, before.cmd.Process.Pid); n != 5 {
+		t.Errorf("process running before attach: %d hits, want 5", n)
+	}
+	for _, n := range []int{1, 7, 1000} {
+		pid := runTarget(t, bin, "calls", fmt.Sprint(n))
+		if got := count(t, hits, pid); got != uint64(n) {
+			t.Errorf("process started after attach, %d calls: %d hits", n, got)
+		}
+	}
+
+	// Filtered to one process: only that one is counted.
+	w := startWaiting(t, bin, "calls", "3")
+	filtered := loadTestprog(t, kernel.ProgramDef{Name: "call", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.Uprobe, Program: "count_call", Binary: bin, Target: "vigil_target", PID: w.cmd.Process.Pid},
+	}})
+	w.release(t)
+	other := runTarget(t, bin, "calls", "4")
+	fhits := filtered.Maps["uprobe_hits"]
+	if a, b := count(t, fhits, w.cmd.Process.Pid), count(t, fhits, other); a != 3 || b != 0 {
+		t.Errorf("pid filter: %d hits for the filtered pid (want 3), %d for another (want 0)", a, b)
+	}
+}
+
+// An offset-based uprobe (no symbol lookup, as for stripped binaries) fires
+// like the symbol one.
+func TestUprobeByOffset(t *testing.T) {
+	bin := buildTarget(t)
+	off := fileOffset(t, bin, "vigil_target")
+	obj := loadTestprog(t, kernel.ProgramDef{Name: "call", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.Uprobe, Program: "count_call", Binary: bin, Offset: off},
+	}})
+	pid := runTarget(t, bin, "calls", "11")
+	if n := count(t, obj.Maps["uprobe_hits"], pid); n != 11 {
+		t.Errorf("offset %#x: %d hits, want 11", off, n)
+	}
+}
+
+func TestUprobeErrors(t *testing.T) {
+	bin := buildTarget(t)
+	testutil.RequireBPF(t)
+	spec, err := testprog.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		hook kernel.Hook
+		want string
+	}{
+		{kernel.Hook{Binary: bin, Target: "no_such_function"}, fmt.Sprintf(`uprobe: binary %s has no symbol "no_such_function"`, bin)},
+		{kernel.Hook{Binary: "/no/such/binary", Target: "main"}, "uprobe: binary /no/such/binary does not exist"},
+		{kernel.Hook{Binary: bin}, fmt.Sprintf("uprobe %s: neither a symbol nor an offset given", bin)},
+	} {
+		c.hook.Kind, c.hook.Program = kernel.Uprobe, "count_call"
+		_, err := kernel.Load(spec, kernel.LoadOptions{Probe: "test", Programs: []kernel.ProgramDef{{Name: "call", Required: true, Hooks: []kernel.Hook{c.hook}}}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.hook, err, c.want)
+		}
+	}
+	if n := len(ownPrograms(t)); n != 0 {
+		t.Errorf("failed loads left %d programs held", n)
+	}
+}
+
+// A UprobeSet attaches once per file (a second path to the same inode is
+// no new attachment), counts every binary's calls, refuses binaries beyond
+// its bound and ones without the symbol (counted by reason), lists each
+// attachment in Status, and detaches everything on Close.
+func TestUprobeSet(t *testing.T) {
+	bin := buildTarget(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "same-inode")
+	if err := os.Link(bin, link); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, "copy")
+	third := filepath.Join(dir, "third")
+	for _, p := range []string{cp, third} {
+		if err := testutil.CopyFile(bin, p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obj := loadTestprog(t)
+	set, err := obj.NewUprobeSet(kernel.UprobeSetOptions{Name: "call", Program: "count_call", Symbol: "vigil_target", MaxBinaries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(p string, want bool, wantErr string) {
+		t.Helper()
+		ok, err := set.Add(p)
+		if ok != want || (wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), wantErr)) {
+			t.Errorf("Add(%s) = %v, %v; want %v, %q", p, ok, err, want, wantErr)
+		}
+	}
+	add(bin, true, "")
+	add(link, false, "")
+	add("/bin/true", false, `has no symbol "vigil_target"`)
+	add("/bin/true", false, `has no symbol "vigil_target"`) // remembered, not counted again
+	add(cp, true, "")
+	add(third, false, "the call set is full (2 binaries)")
+	if set.Len() != 2 {
+		t.Errorf("Len %d, want 2", set.Len())
+	}
+	st := obj.Status()
+	if len(st) != 2 || st[0].Hook != kernel.Uprobe || !strings.Contains(st[0].Detail, "binary "+bin) || !strings.Contains(st[1].Detail, "binary "+cp) {
+		t.Errorf("status %+v", st)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set)
+	m, err := testutil.Gather(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Value("vigil_uprobe_binaries", map[string]string{"probe": "test", "program": "call"}); got != 2 {
+		t.Errorf("vigil_uprobe_binaries %v, want 2", got)
+	}
+	for reason, want := range map[string]float64{"limit": 1, "error": 1} {
+		if got := m.Value("vigil_uprobe_attach_failures_total", map[string]string{"reason": reason}); got != want {
+			t.Errorf("failures{reason=%s} %v, want %v", reason, got, want)
+		}
+	}
+
+	hits := obj.Maps["uprobe_hits"]
+	for p, n := range map[string]int{bin: 3, link: 4, cp: 5, third: 6} {
+		pid := runTarget(t, p, "calls", fmt.Sprint(n))
+		want := uint64(n)
+		if p == third {
+			want = 0
+		}
+		if got := count(t, hits, pid); got != want {
+			t.Errorf("%s: %d hits, want %d", p, got, want)
+		}
+	}
+
+	if err := set.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(obj.Status()) != 0 {
+		t.Errorf("status after Close: %+v", obj.Status())
+	}
+	pid := runTarget(t, bin, "calls", "2")
+	if got := count(t, hits, pid); got != 0 {
+		t.Errorf("%d hits after Close", got)
+	}
+}
+
+// perfSamples runs a spinner for 1 s of CPU time under a 99 Hz sampler and
+// returns its samples and CPU seconds.
+func spinSampled(t *testing.T, obj *kernel.Object, s *started) (samples uint64, cpu float64) {
+	t.Helper()
+	ps := s.release(t)
+	cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+	return count(t, obj.Maps["samples"], s.cmd.Process.Pid), cpu
+}
+
+func checkRate(t *testing.T, what string, samples uint64, cpu float64) {
+	t.Helper()
+	want := 99 * cpu
+	t.Logf("%s: %d samples over %.3f s of CPU (%.1f/s)", what, samples, cpu, float64(samples)/cpu)
+	if cpu < 0.8 || float64(samples) < 0.8*want || float64(samples) > 1.2*want {
+		t.Errorf("%s: %d samples over %.3f s of CPU, want 99/s (%.0f) ±20%%", what, samples, cpu, want)
+	}
+}
+
+// 99 Hz CPU-clock sampling on every CPU gives a busy process about 99
+// samples per second of its CPU time; with a pid filter the process is
+// sampled alike and others are not.
+func TestPerfEventSampling(t *testing.T) {
+	bin := buildTarget(t)
+	s := startWaiting(t, bin, "spin", "1000")
+	obj := loadTestprog(t, kernel.ProgramDef{Name: "sample", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.PerfEvent, Program: "count_sample", Sampling: kernel.Sampling{Frequency: 99}},
+	}})
+	cpus, err := kernel.OnlineCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := obj.Status(); len(st) != 1 || st[0].Hook != kernel.PerfEvent || !strings.HasPrefix(st[0].Detail, "cpus ") ||
+		strings.Count(st[0].Detail, ",")+1 != len(cpus) {
+		t.Errorf("status %+v (online cpus %v)", st, cpus)
+	}
+	n, cpu := spinSampled(t, obj, s)
+	checkRate(t, "all processes", n, cpu)
+
+	s = startWaiting(t, bin, "spin", "1000")
+	other := startWaiting(t, bin, "spin", "200")
+	filtered := loadTestprog(t, kernel.ProgramDef{Name: "sample", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.PerfEvent, Program: "count_sample", PID: s.cmd.Process.Pid, Sampling: kernel.Sampling{Frequency: 99}},
+	}})
+	other.release(t)
+	n, cpu = spinSampled(t, filtered, s)
+	checkRate(t, "pid filter", n, cpu)
+	if o := count(t, filtered.Maps["samples"], other.cmd.Process.Pid); o != 0 {
+		t.Errorf("pid filter: another process got %d samples", o)
+	}
+}
+
+// CPUs that are absent or offline are skipped, named in the status; only
+// when no CPU can be sampled does the attach fail.
+func TestPerfEventMissingCPUs(t *testing.T) {
+	online, err := kernel.OnlineCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := kernel.ProgramDef{Name: "sample", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.PerfEvent, Program: "count_sample", Sampling: kernel.Sampling{Period: 10_000_000}},
+	}}
+	restore := kernel.SetCPUList(func() ([]int, error) { return append([]int{4095}, online...), nil })
+	defer restore()
+	obj := loadTestprog(t, def)
+	st := obj.Status()
+	if len(st) != 1 || !st[0].Attached || !strings.Contains(st[0].Detail, "skipped cpu 4095: perf_event_open") {
+		t.Errorf("status %+v", st)
+	}
+	obj.Close()
+
+	kernel.SetCPUList(func() ([]int, error) { return []int{4095, 4094}, nil })
+	spec, _ := testprog.Spec()
+	_, err = kernel.Load(spec, kernel.LoadOptions{Probe: "test", Programs: []kernel.ProgramDef{def}})
+	if err == nil || !strings.Contains(err.Error(), "perf_event: no CPU could be sampled") {
+		t.Errorf("no CPU: %v", err)
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string]string{"0": "[0]", "0-3,6": "[0 1 2 3 6]", "1,3-4": "[1 3 4]", "": "[]"} {
+		got, err := kernel.ParseCPUList(in)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("%q: %v %v, want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"a", "3-1", "1-", "-1"} {
+		if _, err := kernel.ParseCPUList(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
