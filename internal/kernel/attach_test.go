@@ -380,4 +380,3 @@ func TestParseCPUList(t *testing.T) {
 		}
 	}
 }
-
