@@ -23,11 +23,7 @@ func attachCgroupSKB(p *ebpf.Program, spec *ebpf.ProgramSpec, h Hook) ([]io.Clos
 	if spec == nil || (spec.AttachType != ebpf.AttachCGroupInetIngress && spec.AttachType != ebpf.AttachCGroupInetEgress) {
 		return nil, "", errors.New("program is not in a cgroup_skb/ingress or cgroup_skb/egress section")
 	}
-	l, err := link.AttachCgroup(link.CgroupOptions{Path: dir, Attach: spec.AttachType, Program: p})
-	if err != nil {
-		return nil, "", err
-	}
-	return []io.Closer{l}, "cgroup " + dir, nil
+	return one(link.AttachCgroup(link.CgroupOptions{Path: dir, Attach: spec.AttachType, Program: p}))
 }
 
 // Cgroup2Root returns dir when it is a cgroup v2 mount or directory, or,

@@ -10,11 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/kernel"
@@ -140,7 +138,6 @@ type Probe struct {
 	obj     *kernel.Object
 	clock   *kernel.Clock
 	cgroups *proc.Cgroups
-	cgLinks []link.Link
 
 	opened      *prometheus.CounterVec
 	failed      *prometheus.CounterVec
@@ -172,9 +169,14 @@ func (p *Probe) Start(env *probe.Env) error {
 	if every == 0 {
 		every = 1
 	}
+	defs := Programs(p.cfg)
+	var cgErr error
+	if p.cfg.CgroupTraffic {
+		defs, cgErr = appendCgroupDefs(defs, p.cfg.CgroupRoot)
+	}
 	obj, err := kernel.Load(spec, kernel.LoadOptions{
 		Probe:     Name,
-		Programs:  Programs(p.cfg),
+		Programs:  defs,
 		Constants: map[string]any{"rtt_sample_every": every},
 		MapSizes: map[string]uint32{
 			"events": p.cfg.RingbufSize, "socks": p.cfg.MaxSockets,
@@ -188,48 +190,40 @@ func (p *Probe) Start(env *probe.Env) error {
 	p.env, p.obj, p.clock = env, obj, kernel.NewClock()
 	p.cgroups = env.CgroupResolver("/sys/fs/cgroup")
 	if p.cfg.CgroupTraffic {
-		if err := p.attachCgroup(spec, env); err != nil {
-			env.Log.Warn("per-cgroup traffic unavailable", "err", err)
+		for _, st := range obj.Skipped {
+			if st.Name == "cgroup_ingress" || st.Name == "cgroup_egress" {
+				cgErr = errors.Join(cgErr, errors.New(strings.Join(st.Tried, "; ")))
+			}
+		}
+		if cgErr != nil {
+			env.Log.Warn("per-cgroup traffic unavailable", "err", cgErr)
 		}
 	}
 	p.registerMetrics(env)
 	return nil
 }
 
-// attachCgroup loads the cgroup_skb programs against the object's maps and
-// attaches them to the cgroup v2 root, which covers every cgroup below it.
-func (p *Probe) attachCgroup(spec *ebpf.CollectionSpec, env *probe.Env) error {
-	root, err := cgroup2Root(p.cfg.CgroupRoot)
+// appendCgroupDefs adds the optional cgroup_skb programs, attached to the
+// cgroup v2 root, which covers every cgroup below it.
+func appendCgroupDefs(defs []kernel.ProgramDef, configuredRoot string) ([]kernel.ProgramDef, error) {
+	root, err := kernel.Cgroup2Root(configuredRoot)
 	if err != nil {
-		return err
+		return defs, err
 	}
-	for _, h := range []struct {
-		prog   string
-		attach ebpf.AttachType
-	}{{"cgroup_ingress", ebpf.AttachCGroupInetIngress}, {"cgroup_egress", ebpf.AttachCGroupInetEgress}} {
-		st := kernel.ProgramStatus{Probe: Name, Name: h.prog, Hook: kernel.CgroupSKB, Target: root}
-		one := spec.Copy()
-		one.Programs = map[string]*ebpf.ProgramSpec{h.prog: spec.Programs[h.prog]}
-		coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: p.obj.Maps})
-		if err != nil {
-			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
-			p.obj.Skipped = append(p.obj.Skipped, st)
-			return err
-		}
-		prog := coll.DetachProgram(h.prog)
-		coll.Close()
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: h.attach, Program: prog})
-		if err != nil {
-			prog.Close()
-			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
-			p.obj.Skipped = append(p.obj.Skipped, st)
-			return err
-		}
-		st.Attached = true
-		p.cgLinks = append(p.cgLinks, l)
-		p.obj.Programs = append(p.obj.Programs, &kernel.Program{ProgramStatus: st, Prog: prog})
+	for _, prog := range []string{"cgroup_ingress", "cgroup_egress"} {
+		defs = append(defs, kernel.ProgramDef{Name: prog, Hooks: []kernel.Hook{{Kind: kernel.CgroupSKB, Program: prog, Target: root}}})
 	}
-	return nil
+	return defs, nil
+}
+
+// cgroupAttached reports whether a cgroup_skb program counts traffic.
+func (p *Probe) cgroupAttached() bool {
+	for _, prog := range p.obj.Programs {
+		if prog.Hook == kernel.CgroupSKB {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Probe) registerMetrics(env *probe.Env) {
@@ -278,15 +272,10 @@ func (p *Probe) Run(ctx context.Context) error {
 
 // Close implements probe.Probe.
 func (p *Probe) Close() error {
-	var errs []error
-	for _, l := range p.cgLinks {
-		errs = append(errs, l.Close())
+	if p.obj == nil {
+		return nil
 	}
-	p.cgLinks = nil
-	if p.obj != nil {
-		errs = append(errs, p.obj.Close())
-	}
-	return errors.Join(errs...)
+	return p.obj.Close()
 }
 
 func (p *Probe) handle(b []byte) {
@@ -397,24 +386,6 @@ func (p *Probe) cgroupLabel(id uint64) string {
 		return path
 	}
 	return "unknown"
-}
-
-// cgroup2Root returns the configured cgroup v2 mount, or finds one.
-func cgroup2Root(configured string) (string, error) {
-	candidates := []string{configured}
-	if configured == "" {
-		candidates = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
-	}
-	for _, c := range candidates {
-		var st unix.Statfs_t
-		if err := unix.Statfs(c, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return c, nil
-		}
-	}
-	if configured != "" {
-		return "", fmt.Errorf("cgroup_root %s is not a cgroup v2 mount", configured)
-	}
-	return "", errors.New("no cgroup v2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
 }
 
 // retransmitDef prefers the variants that read the err argument added in
