@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 )
 
 // RingPollInterval bounds how long a record may wait in a ring buffer when
@@ -22,12 +25,14 @@ const RingPollInterval = 50 * time.Millisecond
 // submit with BPF_RB_NO_WAKEUP to batch records; they are read at least
 // every RingPollInterval.
 //
-// The reader sleeps in epoll until the producer wakes it. Records submitted
-// without a wakeup are found by one timer shared by every ring of the
-// process, which reads each ring's producer and consumer positions from the
-// mapped pages (no system call) and wakes only the readers with unread
-// data: an idle agent costs one timer tick per interval, not one epoll
-// timeout per ring.
+// An idle agent should cost next to nothing, so no thread ever blocks in a
+// system call here: the reader waits for the ring's wakeups in the Go
+// runtime's own epoll (a thread parked in epoll_wait holds its P until the
+// runtime's monitor takes it back, and every such hand-back puts the
+// monitor into fast polling, hundreds of wake-ups a second). Records
+// submitted without a wakeup are found by one timer shared by every ring of
+// the process, which reads each ring's producer and consumer positions from
+// the mapped pages (no system call) and wakes only readers with unread data.
 func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 	m, ok := o.Maps["events"]
 	if !ok {
@@ -37,8 +42,16 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 	if err != nil {
 		return fmt.Errorf("%s: opening ring buffer: %w", o.Probe, err)
 	}
+	// A deadline in the past: ReadInto returns the records there are, then
+	// os.ErrDeadlineExceeded, and never blocks.
+	rd.SetDeadline(time.Unix(1, 0))
+	w, err := newRingWaiter(m)
+	if err != nil {
+		rd.Close()
+		return fmt.Errorf("%s: watching ring buffer: %w", o.Probe, err)
+	}
 	o.ring.Store(rd)
-	sweeper.add(rd)
+	sweeper.add(rd, w)
 	defer func() {
 		sweeper.remove(rd)
 		// Unpublish before closing, and wait out a scrape reading the fill.
@@ -46,60 +59,109 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 		o.ring.Store(nil)
 		o.ringMu.Unlock()
 		rd.Close()
+		w.close()
 	}()
-	// On cancel, a flush makes the reader drain what is there and return.
-	stop := context.AfterFunc(ctx, func() { _ = rd.Flush() })
+	stop := context.AfterFunc(ctx, w.kick)
 	defer stop()
 
 	var rec ringbuf.Record
 	for {
-		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, ringbuf.ErrFlushed) {
-				if ctx.Err() != nil {
-					return nil
-				}
-				continue
+		// Drain, checking for cancellation between records: a busy ring
+		// never runs dry.
+		for ctx.Err() == nil {
+			err := rd.ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
 			}
-			if errors.Is(err, ringbuf.ErrClosed) && ctx.Err() != nil {
-				return nil
+			if err != nil {
+				return fmt.Errorf("%s: reading ring buffer: %w", o.Probe, err)
 			}
-			return fmt.Errorf("%s: reading ring buffer: %w", o.Probe, err)
+			o.Received.Add(1)
+			handle(rec.RawSample)
 		}
-		o.Received.Add(1)
-		handle(rec.RawSample)
-		// A busy ring never drains: check for cancellation between records too.
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err := w.wait(func() bool { return rd.AvailableBytes() > 0 }); err != nil {
+			return fmt.Errorf("%s: waiting on ring buffer: %w", o.Probe, err)
 		}
 	}
 }
 
+// ringWaiter parks a goroutine until the ring buffer map's fd is readable
+// (the producer woke it) or kick is called, using the runtime's netpoller.
+type ringWaiter struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func newRingWaiter(m *ebpf.Map) (*ringWaiter, error) {
+	fd, err := unix.FcntlInt(uintptr(m.FD()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "ringbuf")
+	// Only a file in the runtime's poller has deadlines; any other would
+	// make wait spin.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ring buffer fd cannot be polled: %w", err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &ringWaiter{f: f, rc: rc}, nil
+}
+
+// wait returns once ready reports true, checking it whenever the fd turns
+// readable, or when kicked.
+func (w *ringWaiter) wait(ready func() bool) error {
+	err := w.rc.Read(func(uintptr) bool { return ready() })
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Kicked. Clear the kick before the caller drains, so a kick that
+		// comes later is not lost.
+		return w.f.SetReadDeadline(time.Time{})
+	}
+	return err
+}
+
+// kick wakes wait now.
+func (w *ringWaiter) kick() { _ = w.f.SetReadDeadline(time.Unix(1, 0)) }
+
+func (w *ringWaiter) close() { w.f.Close() }
+
 // sweeper is the one timer behind every ring reader of the process.
-var sweeper = &ringSweeper{readers: map[*ringbuf.Reader]struct{}{}}
+var sweeper = &ringSweeper{readers: map[*ringbuf.Reader]*ringWaiter{}}
 
 // ringSweeper wakes ring readers that hold records their producer did not
 // signal. Its goroutine runs only while some reader is open.
 type ringSweeper struct {
 	mu      sync.Mutex
-	readers map[*ringbuf.Reader]struct{}
+	readers map[*ringbuf.Reader]*ringWaiter
 	stop    chan struct{}
-	// Wakeups counts readers woken by the sweep (records that waited for
+	// wakeups counts readers woken by the sweep (records that waited for
 	// the timer rather than a producer wakeup).
 	wakeups atomic.Uint64
 }
 
-func (s *ringSweeper) add(rd *ringbuf.Reader) {
+func (s *ringSweeper) add(rd *ringbuf.Reader, w *ringWaiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.readers[rd] = struct{}{}
+	s.readers[rd] = w
 	if s.stop == nil {
 		s.stop = make(chan struct{})
 		go s.run(s.stop)
 	}
 }
 
-// remove forgets rd; after it returns the sweep no longer touches rd, so
-// the caller may close it.
+// remove forgets rd; after it returns the sweep no longer touches rd or its
+// waiter, so the caller may close them.
 func (s *ringSweeper) remove(rd *ringbuf.Reader) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,10 +182,10 @@ func (s *ringSweeper) run(stop chan struct{}) {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		for rd := range s.readers {
+		for rd, w := range s.readers {
 			// AvailableBytes reads the positions from the shared pages.
 			if rd.AvailableBytes() > 0 {
-				_ = rd.Flush()
+				w.kick()
 				s.wakeups.Add(1)
 			}
 		}
