@@ -33,6 +33,10 @@ func buildTarget(t *testing.T) string {
 }
 
 func loadTestprog(t *testing.T, defs ...kernel.ProgramDef) *kernel.Object {
+	return loadTestprogLater(t, nil, defs...)
+}
+
+func loadTestprogLater(t *testing.T, later []string, defs ...kernel.ProgramDef) *kernel.Object {
 	t.Helper()
 	testutil.RequireBPF(t)
 	kernel.RaiseMemlock()
@@ -40,7 +44,7 @@ func loadTestprog(t *testing.T, defs ...kernel.ProgramDef) *kernel.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, err := kernel.Load(spec, kernel.LoadOptions{Probe: "test", Programs: defs})
+	obj, err := kernel.Load(spec, kernel.LoadOptions{Probe: "test", Programs: defs, Later: later})
 	testutil.SkipIfNotPermitted(t, err)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +229,11 @@ func TestUprobeSet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	obj := loadTestprog(t)
+	if _, err := loadTestprog(t).NewUprobeSet(kernel.UprobeSetOptions{Program: "count_call", Symbol: "vigil_target"}); err == nil ||
+		!strings.Contains(err.Error(), `program "count_call" was not kept for loading after Load (LoadOptions.Later)`) {
+		t.Errorf("uprobe set of a program not kept: %v", err)
+	}
+	obj := loadTestprogLater(t, []string{"count_call"})
 	set, err := obj.NewUprobeSet(kernel.UprobeSetOptions{Name: "call", Program: "count_call", Symbol: "vigil_target", MaxBinaries: 2})
 	if err != nil {
 		t.Fatal(err)

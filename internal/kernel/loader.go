@@ -51,6 +51,10 @@ type LoadOptions struct {
 	Constants map[string]any    // values for `volatile const` knobs
 	MapSizes  map[string]uint32 // max_entries overrides
 	Disabled  []HookKind        // hook kinds the operator ruled out
+	// Later names programs kept loadable after Load, for Object.LoadProgram
+	// and Object.NewUprobeSet (targets found at run time). Only these are
+	// kept: a parsed object is about a megabyte of heap.
+	Later []string
 }
 
 // ProgramStatus reports how a logical program ended up attached.
@@ -90,7 +94,7 @@ type Object struct {
 	ring     atomic.Pointer[ringbuf.Reader]
 	ringMu   sync.RWMutex // held while reading the fill, so the reader is not closed under it
 
-	spec *ebpf.CollectionSpec // knobs applied; for programs loaded after Load
+	later *ebpf.CollectionSpec // knobs applied, only LoadOptions.Later programs
 
 	setsMu sync.Mutex
 	sets   []*UprobeSet
@@ -177,7 +181,7 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: creating BPF maps: %w", opts.Probe, explain(err))
 	}
-	obj := &Object{Probe: opts.Probe, Maps: coll.Maps, spec: spec}
+	obj := &Object{Probe: opts.Probe, Maps: coll.Maps}
 	for name := range coll.Maps {
 		obj.MapNames = append(obj.MapNames, name)
 	}
@@ -191,7 +195,7 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 				st.Tried = append(st.Tried, fmt.Sprintf("%s %s: disabled by configuration", h.Kind, h.Target))
 				continue
 			}
-			p, err := obj.loadAndAttach(h)
+			p, err := obj.loadAndAttach(spec, h)
 			if err != nil {
 				st.Tried = append(st.Tried, fmt.Sprintf("%s %s: %v", h.Kind, h.Target, explain(err)))
 				continue
@@ -212,19 +216,32 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 		}
 		obj.Skipped = append(obj.Skipped, st)
 	}
+	if len(opts.Later) > 0 {
+		later := spec.Copy()
+		later.Programs = map[string]*ebpf.ProgramSpec{}
+		for _, name := range opts.Later {
+			ps, ok := spec.Programs[name]
+			if !ok {
+				_ = obj.Close()
+				return nil, fmt.Errorf("%s: BPF object has no program %q (LoadOptions.Later)", opts.Probe, name)
+			}
+			later.Programs[name] = ps
+		}
+		obj.later = later
+	}
 	return obj, nil
 }
 
-func (o *Object) loadAndAttach(h Hook) (*Program, error) {
+func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, h Hook) (*Program, error) {
 	a, ok := attachers[h.Kind]
 	if !ok {
 		return nil, fmt.Errorf("hook kind %q has no attacher", h.Kind)
 	}
-	prog, err := o.LoadProgram(h.Program)
+	prog, err := loadProgram(spec, o.Maps, h.Program)
 	if err != nil {
 		return nil, err
 	}
-	links, detail, err := a(prog, o.spec.Programs[h.Program], h)
+	links, detail, err := a(prog, spec.Programs[h.Program], h)
 	if err != nil {
 		prog.Close()
 		return nil, err
@@ -232,22 +249,30 @@ func (o *Object) loadAndAttach(h Hook) (*Program, error) {
 	return &Program{Prog: prog, links: links, ProgramStatus: ProgramStatus{Detail: detail}}, nil
 }
 
-// LoadProgram loads one program of the object against the object's maps,
-// without attaching it: for programs attached later, to targets found at
-// run time (see UprobeSet). The caller owns the returned program.
+// LoadProgram loads one program named in LoadOptions.Later against the
+// object's maps, without attaching it: for programs attached later, to
+// targets found at run time (see UprobeSet). The caller owns the returned
+// program.
 func (o *Object) LoadProgram(name string) (*ebpf.Program, error) {
-	ps, ok := o.spec.Programs[name]
+	if o.later == nil || o.later.Programs[name] == nil {
+		return nil, fmt.Errorf("program %q was not kept for loading after Load (LoadOptions.Later)", name)
+	}
+	return loadProgram(o.later, o.Maps, name)
+}
+
+func loadProgram(spec *ebpf.CollectionSpec, maps map[string]*ebpf.Map, name string) (*ebpf.Program, error) {
+	ps, ok := spec.Programs[name]
 	if !ok {
 		return nil, fmt.Errorf("BPF object has no program %q", name)
 	}
 	one := &ebpf.CollectionSpec{
-		Maps:      o.spec.Maps,
+		Maps:      spec.Maps,
 		Programs:  map[string]*ebpf.ProgramSpec{name: ps},
-		Variables: o.spec.Variables,
-		Types:     o.spec.Types,
-		ByteOrder: o.spec.ByteOrder,
+		Variables: spec.Variables,
+		Types:     spec.Types,
+		ByteOrder: spec.ByteOrder,
 	}
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: o.Maps})
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: maps})
 	if err != nil {
 		return nil, err
 	}
