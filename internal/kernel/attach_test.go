@@ -1,14 +1,18 @@
 package kernel_test
 
 import (
+	"context"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
@@ -387,4 +391,92 @@ func TestParseCPUList(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// With producers following include/vigil_ring.h, the shared ring timer
+// stops once the rings are quiet (no periodic wake-up at all when idle), a
+// record after a quiet spell wakes the reader at once, and records held
+// back during a burst still arrive within the poll interval.
+func TestRingGoesColdWhenQuiet(t *testing.T) {
+	bin := buildTarget(t)
+	obj := loadTestprog(t, kernel.ProgramDef{Name: "emit", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.Uprobe, Program: "emit", Binary: bin, Target: "vigil_target"},
+	}})
+	var mu sync.Mutex
+	seen := map[uint32]int{}
+	arrived := map[uint32]time.Time{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- obj.ReadRing(ctx, func(b []byte) {
+			mu.Lock()
+			pid := uint32(binary.LittleEndian.Uint64(b))
+			seen[pid]++
+			arrived[pid] = time.Now()
+			mu.Unlock()
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	quiet := func() {
+		t.Helper()
+		if !testutil.WaitFor(kernel.RingColdAfter+2*time.Second, func() bool {
+			n := kernel.RingSweeps()
+			time.Sleep(3 * kernel.RingPollInterval)
+			return kernel.RingSweeps() == n
+		}) {
+			t.Fatal("the ring sweep kept ticking although the ring is quiet")
+		}
+	}
+	quiet()
+	n0 := kernel.RingSweeps()
+	time.Sleep(time.Second)
+	if n := kernel.RingSweeps() - n0; n != 0 {
+		t.Errorf("%d sweeps in a quiet second, want 0", n)
+	}
+
+	// After the quiet spell the first record forces a wakeup.
+	pid := runTarget(t, bin, "calls", "1")
+	end := time.Now()
+	if !testutil.WaitFor(2*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return seen[uint32(pid)] == 1 }) {
+		t.Fatal("the record after a quiet spell did not arrive")
+	}
+	mu.Lock()
+	lat := arrived[uint32(pid)].Sub(end)
+	mu.Unlock()
+	if lat > kernel.RingPollInterval {
+		t.Errorf("first record after a quiet spell took %v, want a prompt wakeup", lat)
+	}
+
+	// A burst: records after the first are held back (no wakeup) and must
+	// be collected by the sweep within the interval.
+	var pids []int
+	for i := 0; i < 5; i++ {
+		pids = append(pids, runTarget(t, bin, "calls", "3"))
+	}
+	last := time.Now()
+	if !testutil.WaitFor(2*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pids {
+			if seen[uint32(p)] != 3 {
+				return false
+			}
+		}
+		return true
+	}) {
+		mu.Lock()
+		t.Fatalf("burst not delivered: %v", seen)
+	}
+	mu.Lock()
+	lat = arrived[uint32(pids[len(pids)-1])].Sub(last)
+	mu.Unlock()
+	if lat > kernel.RingPollInterval+50*time.Millisecond {
+		t.Errorf("held-back records took %v after the burst", lat)
+	}
+	quiet()
 }

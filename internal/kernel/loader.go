@@ -95,6 +95,9 @@ type Object struct {
 	ringMu   sync.RWMutex // held while reading the fill, so the reader is not closed under it
 
 	later *ebpf.CollectionSpec // knobs applied, only LoadOptions.Later programs
+	// ringCold: the producers follow include/vigil_ring.h, so the ring
+	// needs no polling while quiet.
+	ringCold bool
 
 	setsMu sync.Mutex
 	sets   []*UprobeSet
@@ -167,6 +170,16 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 			return nil, fmt.Errorf("%s: setting knob %s: %w", opts.Probe, name, err)
 		}
 	}
+	// The object follows the wakeup policy of include/vigil_ring.h: its
+	// reader may stop polling when the ring is quiet.
+	_, ringCold := spec.Variables[ringColdKnob]
+	if ringCold {
+		if _, set := opts.Constants[ringColdKnob]; !set {
+			if err := spec.Variables[ringColdKnob].Set(uint64(RingColdAfter)); err != nil {
+				return nil, fmt.Errorf("%s: setting knob %s: %w", opts.Probe, ringColdKnob, err)
+			}
+		}
+	}
 	for name, size := range opts.MapSizes {
 		ms, ok := spec.Maps[name]
 		if !ok {
@@ -181,7 +194,7 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: creating BPF maps: %w", opts.Probe, explain(err))
 	}
-	obj := &Object{Probe: opts.Probe, Maps: coll.Maps}
+	obj := &Object{Probe: opts.Probe, Maps: coll.Maps, ringCold: ringCold}
 	for name := range coll.Maps {
 		obj.MapNames = append(obj.MapNames, name)
 	}

@@ -20,6 +20,15 @@ import (
 // collected at least this often.
 const RingPollInterval = 50 * time.Millisecond
 
+// RingColdAfter is how long after its last wakeup a producer following
+// include/vigil_ring.h may hold records back (BPF_RB_NO_WAKEUP); the sweep
+// keeps polling that long after the last activity it saw, then stops.
+const RingColdAfter = time.Second
+
+// ringColdKnob is the BPF global of include/vigil_ring.h that Load sets to
+// RingColdAfter.
+const ringColdKnob = "vigil_ring_cold_ns"
+
 // ReadRing delivers every record of the object's "events" ring buffer to
 // handle until ctx is done. handle must not keep the slice. Producers may
 // submit with BPF_RB_NO_WAKEUP to batch records; they are read at least
@@ -33,6 +42,9 @@ const RingPollInterval = 50 * time.Millisecond
 // submitted without a wakeup are found by one timer shared by every ring of
 // the process, which reads each ring's producer and consumer positions from
 // the mapped pages (no system call) and wakes only readers with unread data.
+// When every open ring's producer follows include/vigil_ring.h, the timer
+// stops once all rings have been quiet for RingColdAfter, so an idle agent
+// has no periodic wake-up at all; the next producer wakeup restarts it.
 func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 	m, ok := o.Maps["events"]
 	if !ok {
@@ -51,7 +63,7 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 		return fmt.Errorf("%s: watching ring buffer: %w", o.Probe, err)
 	}
 	o.ring.Store(rd)
-	sweeper.add(rd, w)
+	sweeper.add(rd, w, o.ringCold)
 	defer func() {
 		sweeper.remove(rd)
 		// Unpublish before closing, and wait out a scrape reading the fill.
@@ -85,6 +97,9 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 		if err := w.wait(func() bool { return rd.AvailableBytes() > 0 }); err != nil {
 			return fmt.Errorf("%s: waiting on ring buffer: %w", o.Probe, err)
 		}
+		// The producer woke us, so it may now hold records back for
+		// RingColdAfter: the sweep must run.
+		sweeper.touch()
 	}
 }
 
@@ -137,27 +152,43 @@ func (w *ringWaiter) kick() { _ = w.f.SetReadDeadline(time.Unix(1, 0)) }
 func (w *ringWaiter) close() { w.f.Close() }
 
 // sweeper is the one timer behind every ring reader of the process.
-var sweeper = &ringSweeper{readers: map[*ringbuf.Reader]*ringWaiter{}}
+var sweeper = newRingSweeper()
 
 // ringSweeper wakes ring readers that hold records their producer did not
-// signal. Its goroutine runs only while some reader is open.
+// signal. Its goroutine runs while some reader is open; it ticks every
+// RingPollInterval, and pauses (cold) while every ring follows the
+// vigil_ring.h policy and none had activity for RingColdAfter.
 type ringSweeper struct {
-	mu      sync.Mutex
-	readers map[*ringbuf.Reader]*ringWaiter
-	stop    chan struct{}
+	mu         sync.Mutex
+	readers    map[*ringbuf.Reader]sweptRing
+	stop       chan struct{}
+	warm       chan struct{} // wakes a cold sweep; buffered 1
+	lastActive time.Time
 	// wakeups counts readers woken by the sweep (records that waited for
-	// the timer rather than a producer wakeup).
-	wakeups atomic.Uint64
+	// the timer rather than a producer wakeup); ticks counts sweeps.
+	wakeups, ticks atomic.Uint64
+	cold           atomic.Bool
 }
 
-func (s *ringSweeper) add(rd *ringbuf.Reader, w *ringWaiter) {
+type sweptRing struct {
+	w        *ringWaiter
+	coldSafe bool
+}
+
+func newRingSweeper() *ringSweeper {
+	return &ringSweeper{readers: map[*ringbuf.Reader]sweptRing{}, warm: make(chan struct{}, 1)}
+}
+
+func (s *ringSweeper) add(rd *ringbuf.Reader, w *ringWaiter, coldSafe bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.readers[rd] = w
+	s.readers[rd] = sweptRing{w: w, coldSafe: coldSafe}
+	s.lastActive = time.Now()
 	if s.stop == nil {
 		s.stop = make(chan struct{})
 		go s.run(s.stop)
 	}
+	s.warmUp()
 }
 
 // remove forgets rd; after it returns the sweep no longer touches rd or its
@@ -172,6 +203,23 @@ func (s *ringSweeper) remove(rd *ringbuf.Reader) {
 	}
 }
 
+// touch records activity (a producer wakeup) and restarts a cold sweep.
+func (s *ringSweeper) touch() {
+	s.mu.Lock()
+	s.lastActive = time.Now()
+	s.mu.Unlock()
+	if s.cold.Load() {
+		s.warmUp()
+	}
+}
+
+func (s *ringSweeper) warmUp() {
+	select {
+	case s.warm <- struct{}{}:
+	default:
+	}
+}
+
 func (s *ringSweeper) run(stop chan struct{}) {
 	t := time.NewTicker(RingPollInterval)
 	defer t.Stop()
@@ -181,21 +229,58 @@ func (s *ringSweeper) run(stop chan struct{}) {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		for rd, w := range s.readers {
-			// AvailableBytes reads the positions from the shared pages.
-			if rd.AvailableBytes() > 0 {
-				w.kick()
-				s.wakeups.Add(1)
-			}
+		if s.sweep() {
+			continue
 		}
-		s.mu.Unlock()
+		// Cold: no timer until a producer wakes a reader. Announce it
+		// first, then look again: a touch either lands before the second
+		// look or sees cold and warms the sweep up.
+		t.Stop()
+		s.cold.Store(true)
+		if s.sweep() {
+			s.cold.Store(false)
+			t.Reset(RingPollInterval)
+			continue
+		}
+		select {
+		case <-stop:
+			return
+		case <-s.warm:
+		}
+		s.cold.Store(false)
+		t.Reset(RingPollInterval)
 	}
+}
+
+// sweep wakes the readers with unread records and reports whether the
+// sweep must keep ticking.
+func (s *ringSweeper) sweep() bool {
+	s.ticks.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	canCool := true
+	for rd, r := range s.readers {
+		// AvailableBytes reads the positions from the shared pages.
+		if rd.AvailableBytes() > 0 {
+			r.w.kick()
+			s.wakeups.Add(1)
+			s.lastActive = now
+		}
+		canCool = canCool && r.coldSafe
+	}
+	// One interval of margin: a record held back just before the limit is
+	// in the ring by the last sweep.
+	return !canCool || now.Sub(s.lastActive) <= RingColdAfter+RingPollInterval
 }
 
 // RingSweepWakeups counts how often the shared ring timer found unread
 // records and woke their reader.
 func RingSweepWakeups() uint64 { return sweeper.wakeups.Load() }
+
+// RingSweeps counts the shared ring timer's ticks; it stands still while
+// the sweep is cold.
+func RingSweeps() uint64 { return sweeper.ticks.Load() }
 
 // Dropped sums the per-CPU "dropped" counter the BPF side increments when
 // the ring buffer is full.

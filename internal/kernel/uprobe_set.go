@@ -182,11 +182,10 @@ var (
 		[]string{"probe", "program", "reason"}, nil)
 )
 
-// Describe implements prometheus.Collector.
-func (s *UprobeSet) Describe(ch chan<- *prometheus.Desc) {
-	ch <- uprobeBinariesDesc
-	ch <- uprobeFailDesc
-}
+// Describe implements prometheus.Collector. It describes nothing, which
+// makes the set an unchecked collector: a probe may register several sets,
+// kept apart by their program label.
+func (s *UprobeSet) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector.
 func (s *UprobeSet) Collect(ch chan<- prometheus.Metric) {

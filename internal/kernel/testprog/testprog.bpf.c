@@ -6,6 +6,7 @@
 // own children whatever else runs on the machine.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "vigil_ring.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -44,6 +45,22 @@ SEC("uprobe")
 int count_call(void *ctx)
 {
 	count(&uprobe_hits);
+	return 0;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+} events SEC(".maps");
+
+/* emit writes the caller's tgid into the events ring under the shared
+ * wakeup policy (no size trigger). */
+SEC("uprobe")
+int emit(void *ctx)
+{
+	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	bpf_ringbuf_output(&events, &tgid, sizeof(tgid), vigil_ring_flags(&events, 0));
 	return 0;
 }
 

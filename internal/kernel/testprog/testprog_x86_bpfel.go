@@ -16,10 +16,14 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	testprogMapSamples      = "samples"
-	testprogMapUprobeHits   = "uprobe_hits"
-	testprogProgCountCall   = "count_call"
-	testprogProgCountSample = "count_sample"
+	testprogMapEvents                = "events"
+	testprogMapSamples               = "samples"
+	testprogMapUprobeHits            = "uprobe_hits"
+	testprogProgCountCall            = "count_call"
+	testprogProgCountSample          = "count_sample"
+	testprogProgEmit                 = "emit"
+	testprogVarVigilRingColdNs       = "vigil_ring_cold_ns"
+	testprogVarVigilRingLastWakeupNs = "vigil_ring_last_wakeup_ns"
 )
 
 // loadTestprog returns the embedded CollectionSpec for testprog.
@@ -66,12 +70,14 @@ type testprogSpecs struct {
 type testprogProgramSpecs struct {
 	CountCall   *ebpf.ProgramSpec `ebpf:"count_call"`
 	CountSample *ebpf.ProgramSpec `ebpf:"count_sample"`
+	Emit        *ebpf.ProgramSpec `ebpf:"emit"`
 }
 
 // testprogMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type testprogMapSpecs struct {
+	Events     *ebpf.MapSpec `ebpf:"events"`
 	Samples    *ebpf.MapSpec `ebpf:"samples"`
 	UprobeHits *ebpf.MapSpec `ebpf:"uprobe_hits"`
 }
@@ -80,6 +86,8 @@ type testprogMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type testprogVariableSpecs struct {
+	VigilRingColdNs       *ebpf.VariableSpec `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.VariableSpec `ebpf:"vigil_ring_last_wakeup_ns"`
 }
 
 // testprogObjects contains all objects after they have been loaded into the kernel.
@@ -102,12 +110,14 @@ func (o *testprogObjects) Close() error {
 //
 // It can be passed to loadTestprogObjects or ebpf.CollectionSpec.LoadAndAssign.
 type testprogMaps struct {
+	Events     *ebpf.Map `ebpf:"events"`
 	Samples    *ebpf.Map `ebpf:"samples"`
 	UprobeHits *ebpf.Map `ebpf:"uprobe_hits"`
 }
 
 func (m *testprogMaps) Close() error {
 	return _TestprogClose(
+		m.Events,
 		m.Samples,
 		m.UprobeHits,
 	)
@@ -117,6 +127,8 @@ func (m *testprogMaps) Close() error {
 //
 // It can be passed to loadTestprogObjects or ebpf.CollectionSpec.LoadAndAssign.
 type testprogVariables struct {
+	VigilRingColdNs       *ebpf.Variable `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.Variable `ebpf:"vigil_ring_last_wakeup_ns"`
 }
 
 // testprogPrograms contains all programs after they have been loaded into the kernel.
@@ -125,12 +137,14 @@ type testprogVariables struct {
 type testprogPrograms struct {
 	CountCall   *ebpf.Program `ebpf:"count_call"`
 	CountSample *ebpf.Program `ebpf:"count_sample"`
+	Emit        *ebpf.Program `ebpf:"emit"`
 }
 
 func (p *testprogPrograms) Close() error {
 	return _TestprogClose(
 		p.CountCall,
 		p.CountSample,
+		p.Emit,
 	)
 }
 
