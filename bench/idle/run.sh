@@ -6,7 +6,8 @@
 #   sudo sh bench/idle/run.sh
 # Knobs: WINDOW (seconds per window, 20), WINDOWS (5), SETTLE (seconds
 # after start-up, 20), VIGIL (use this binary instead of building one),
-# GODEBUG/GOGC/GOMEMLIMIT pass through to the agent.
+# EXTRA_CONFIG (YAML appended to the config, e.g. to turn probes off and
+# split the cost), GODEBUG/GOGC/GOMEMLIMIT pass through to the agent.
 set -eu
 GO=${GO:-go}
 WINDOW=${WINDOW:-20}
@@ -22,7 +23,7 @@ else
 	$GO build -o "$bin" ./cmd/vigil
 fi
 # Only the data and state locations differ from the embedded defaults.
-printf 'rules:\n  data_dir: %s/tsdb\nalerting:\n  state_file: %s/alerts.json\n' "$tmp" "$tmp" > "$tmp/v.yaml"
+printf 'rules:\n  data_dir: %s/tsdb\nalerting:\n  state_file: %s/alerts.json\n%s\n' "$tmp" "$tmp" "${EXTRA_CONFIG:-}" > "$tmp/v.yaml"
 port=$((20000 + $$ % 20000))
 "$bin" run --config "$tmp/v.yaml" --web.listen-address 127.0.0.1:$port --log.level warn >/dev/null 2>"$tmp/err" &
 vpid=$!

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -479,4 +480,41 @@ func TestRingGoesColdWhenQuiet(t *testing.T) {
 		t.Errorf("held-back records took %v after the burst", lat)
 	}
 	quiet()
+}
+
+// Go binaries: a uprobe on a Go function (by its symbol, main.vigilTarget)
+// counts every call; a binary built with -ldflags=-s has no symbol table and
+// the error says so and names the binary.
+func TestUprobeGoBinary(t *testing.T) {
+	testutil.RequireBPF(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "gotarget")
+	stripped := filepath.Join(dir, "gotarget-stripped")
+	for out, flags := range map[string]string{bin: "", stripped: "-s -w"} {
+		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(gobin); err != nil {
+			gobin = "go"
+		}
+		cmd := exec.Command(gobin, "build", "-ldflags="+flags, "-o", out, "./testprog/gotarget")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, b)
+		}
+	}
+	obj := loadTestprog(t, kernel.ProgramDef{Name: "call", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.Uprobe, Program: "count_call", Binary: bin, Target: "main.vigilTarget"},
+	}})
+	pid := runTarget(t, bin, "9")
+	if n := count(t, obj.Maps["uprobe_hits"], pid); n != 9 {
+		t.Errorf("Go function: %d hits, want 9", n)
+	}
+	spec, err := testprog.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = kernel.Load(spec, kernel.LoadOptions{Probe: "test", Programs: []kernel.ProgramDef{{Name: "call", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.Uprobe, Program: "count_call", Binary: stripped, Target: "main.vigilTarget"},
+	}}}})
+	if want := fmt.Sprintf(`uprobe: binary %s has no symbol "main.vigilTarget"`, stripped); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("stripped Go binary: %v, want %q", err, want)
+	}
 }

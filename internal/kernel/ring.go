@@ -22,8 +22,11 @@ const RingPollInterval = 50 * time.Millisecond
 
 // RingColdAfter is how long after its last wakeup a producer following
 // include/vigil_ring.h may hold records back (BPF_RB_NO_WAKEUP); the sweep
-// keeps polling that long after the last activity it saw, then stops.
-const RingColdAfter = time.Second
+// keeps polling that long after the last activity it saw, then stops. It
+// trades wakeups under load (a busy ring forces at most 1/RingColdAfter
+// per second besides its size trigger) against sweeps after an isolated
+// record (about RingColdAfter/RingPollInterval+1 ticks).
+const RingColdAfter = 200 * time.Millisecond
 
 // ringColdKnob is the BPF global of include/vigil_ring.h that Load sets to
 // RingColdAfter.
