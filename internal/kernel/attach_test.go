@@ -518,3 +518,69 @@ func TestUprobeGoBinary(t *testing.T) {
 		t.Errorf("stripped Go binary: %v, want %q", err, want)
 	}
 }
+
+// bigRingMappings counts this process's BPF map mappings of at least
+// bytes, that is, mapped ring-buffer data areas of that size.
+func bigRingMappings(t *testing.T, bytes uint64) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "bpf-map") {
+			continue
+		}
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(line, "%x-%x", &lo, &hi); err == nil && hi-lo >= bytes {
+			n++
+		}
+	}
+	return n
+}
+
+// A ring buffer's data pages are mapped only once a record arrives, so an
+// unused ring costs no resident memory.
+func TestRingDataMappedOnFirstRecord(t *testing.T) {
+	bin := buildTarget(t)
+	obj := loadTestprog(t, kernel.ProgramDef{Name: "emit", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.Uprobe, Program: "emit", Binary: bin, Target: "vigil_target"},
+	}})
+	_, size, _ := obj.RingFill()
+	if size != 0 {
+		t.Fatalf("RingFill reports a reader before ReadRing: size %d", size)
+	}
+	got := make(chan uint64, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- obj.ReadRing(ctx, func(b []byte) { got <- binary.LittleEndian.Uint64(b) })
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	if !testutil.WaitFor(5*time.Second, func() bool { _, _, ok := obj.RingFill(); return ok }) {
+		t.Fatal("reader did not start")
+	}
+	const ring = 1 << 16
+	time.Sleep(100 * time.Millisecond)
+	if n := bigRingMappings(t, 2*ring); n != 0 {
+		t.Errorf("%d ring data mappings before the first record, want 0", n)
+	}
+	pid := runTarget(t, bin, "calls", "1")
+	select {
+	case p := <-got:
+		if p != uint64(pid) {
+			t.Errorf("record from pid %d, want %d", p, pid)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("record did not arrive")
+	}
+	if n := bigRingMappings(t, 2*ring); n != 1 {
+		t.Errorf("%d ring data mappings after the first record, want 1", n)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/ringbuf"
 )
 
 // Hook is one way of running a program: the program in the object that
@@ -91,7 +90,7 @@ type Object struct {
 
 	// Received counts records read from the probe's ring buffer.
 	Received atomic.Uint64
-	ring     atomic.Pointer[ringbuf.Reader]
+	ring     atomic.Pointer[ringPositions]
 	ringMu   sync.RWMutex // held while reading the fill, so the reader is not closed under it
 
 	later *ebpf.CollectionSpec // knobs applied, only LoadOptions.Later programs
@@ -108,11 +107,11 @@ type Object struct {
 func (o *Object) RingFill() (used, size int, ok bool) {
 	o.ringMu.RLock()
 	defer o.ringMu.RUnlock()
-	rd := o.ring.Load()
-	if rd == nil {
+	pos := o.ring.Load()
+	if pos == nil {
 		return 0, 0, false
 	}
-	return rd.AvailableBytes(), rd.BufferSize(), true
+	return pos.avail(), pos.size, true
 }
 
 // Status lists every logical program, attached or not, then every binary a

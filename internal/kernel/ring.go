@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -48,42 +49,57 @@ const ringColdKnob = "vigil_ring_cold_ns"
 // When every open ring's producer follows include/vigil_ring.h, the timer
 // stops once all rings have been quiet for RingColdAfter, so an idle agent
 // has no periodic wake-up at all; the next producer wakeup restarts it.
+//
+// The ring's data pages are mapped when the first record arrives: until
+// then only the two position pages are, so a ring that never carries a
+// record (open events while nothing consumes them) adds nothing to RSS; a
+// mapped ring adds twice its size, as the kernel maps its data twice.
 func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 	m, ok := o.Maps["events"]
 	if !ok {
 		return fmt.Errorf("%s: BPF object has no events ring buffer", o.Probe)
 	}
-	rd, err := ringbuf.NewReader(m)
+	pos, err := mapRingPositions(m)
 	if err != nil {
-		return fmt.Errorf("%s: opening ring buffer: %w", o.Probe, err)
+		return fmt.Errorf("%s: mapping ring buffer positions: %w", o.Probe, err)
 	}
-	// A deadline in the past: ReadInto returns the records there are, then
-	// os.ErrDeadlineExceeded, and never blocks.
-	rd.SetDeadline(time.Unix(1, 0))
 	w, err := newRingWaiter(m)
 	if err != nil {
-		rd.Close()
+		pos.close()
 		return fmt.Errorf("%s: watching ring buffer: %w", o.Probe, err)
 	}
-	o.ring.Store(rd)
-	sweeper.add(rd, w, o.ringCold)
+	o.ring.Store(pos)
+	sweeper.add(w, pos.avail, o.ringCold)
+	var rd *ringbuf.Reader
 	defer func() {
-		sweeper.remove(rd)
-		// Unpublish before closing, and wait out a scrape reading the fill.
+		sweeper.remove(w)
+		// Unpublish before unmapping, and wait out a scrape reading the fill.
 		o.ringMu.Lock()
 		o.ring.Store(nil)
 		o.ringMu.Unlock()
-		rd.Close()
+		if rd != nil {
+			rd.Close()
+		}
 		w.close()
+		pos.close()
 	}()
 	stop := context.AfterFunc(ctx, w.kick)
 	defer stop()
 
 	var rec ringbuf.Record
 	for {
+		if rd == nil && pos.avail() > 0 {
+			// The first record: map the data pages now.
+			if rd, err = ringbuf.NewReader(m); err != nil {
+				return fmt.Errorf("%s: opening ring buffer: %w", o.Probe, err)
+			}
+			// A deadline in the past: ReadInto returns the records there
+			// are, then os.ErrDeadlineExceeded, and never blocks.
+			rd.SetDeadline(time.Unix(1, 0))
+		}
 		// Drain, checking for cancellation between records: a busy ring
 		// never runs dry.
-		for ctx.Err() == nil {
+		for rd != nil && ctx.Err() == nil {
 			err := rd.ReadInto(&rec)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				break
@@ -97,7 +113,7 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := w.wait(func() bool { return rd.AvailableBytes() > 0 }); err != nil {
+		if err := w.wait(func() bool { return pos.avail() > 0 }); err != nil {
 			return fmt.Errorf("%s: waiting on ring buffer: %w", o.Probe, err)
 		}
 		// The producer woke us, so it may now hold records back for
@@ -105,6 +121,34 @@ func (o *Object) ReadRing(ctx context.Context, handle func([]byte)) error {
 		sweeper.touch()
 	}
 }
+
+// ringPositions maps only a ring buffer's consumer and producer pages,
+// read-only: enough to see whether records wait, without the data pages
+// (which the kernel maps twice, so a mapped ring counts twice its size in
+// RSS).
+type ringPositions struct {
+	mem  []byte
+	page int
+	size int
+}
+
+func mapRingPositions(m *ebpf.Map) (*ringPositions, error) {
+	page := os.Getpagesize()
+	mem, err := unix.Mmap(m.FD(), 0, 2*page, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	return &ringPositions{mem: mem, page: page, size: int(m.MaxEntries())}, nil
+}
+
+// avail is the number of bytes between the consumer and producer positions.
+func (p *ringPositions) avail() int {
+	cons := atomic.LoadUint64((*uint64)(unsafe.Pointer(&p.mem[0])))
+	prod := atomic.LoadUint64((*uint64)(unsafe.Pointer(&p.mem[p.page])))
+	return int(prod - cons)
+}
+
+func (p *ringPositions) close() { _ = unix.Munmap(p.mem) }
 
 // ringWaiter parks a goroutine until the ring buffer map's fd is readable
 // (the producer woke it) or kick is called, using the runtime's netpoller.
@@ -163,7 +207,7 @@ var sweeper = newRingSweeper()
 // vigil_ring.h policy and none had activity for RingColdAfter.
 type ringSweeper struct {
 	mu         sync.Mutex
-	readers    map[*ringbuf.Reader]sweptRing
+	readers    map[*ringWaiter]sweptRing
 	stop       chan struct{}
 	warm       chan struct{} // wakes a cold sweep; buffered 1
 	lastActive time.Time
@@ -174,18 +218,18 @@ type ringSweeper struct {
 }
 
 type sweptRing struct {
-	w        *ringWaiter
+	avail    func() int // bytes waiting, read from the mapped positions
 	coldSafe bool
 }
 
 func newRingSweeper() *ringSweeper {
-	return &ringSweeper{readers: map[*ringbuf.Reader]sweptRing{}, warm: make(chan struct{}, 1)}
+	return &ringSweeper{readers: map[*ringWaiter]sweptRing{}, warm: make(chan struct{}, 1)}
 }
 
-func (s *ringSweeper) add(rd *ringbuf.Reader, w *ringWaiter, coldSafe bool) {
+func (s *ringSweeper) add(w *ringWaiter, avail func() int, coldSafe bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.readers[rd] = sweptRing{w: w, coldSafe: coldSafe}
+	s.readers[w] = sweptRing{avail: avail, coldSafe: coldSafe}
 	s.lastActive = time.Now()
 	if s.stop == nil {
 		s.stop = make(chan struct{})
@@ -194,12 +238,12 @@ func (s *ringSweeper) add(rd *ringbuf.Reader, w *ringWaiter, coldSafe bool) {
 	s.warmUp()
 }
 
-// remove forgets rd; after it returns the sweep no longer touches rd or its
-// waiter, so the caller may close them.
-func (s *ringSweeper) remove(rd *ringbuf.Reader) {
+// remove forgets w; after it returns the sweep no longer touches w or the
+// ring, so the caller may close them.
+func (s *ringSweeper) remove(w *ringWaiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.readers, rd)
+	delete(s.readers, w)
 	if len(s.readers) == 0 && s.stop != nil {
 		close(s.stop)
 		s.stop = nil
@@ -263,10 +307,9 @@ func (s *ringSweeper) sweep() bool {
 	defer s.mu.Unlock()
 	now := time.Now()
 	canCool := true
-	for rd, r := range s.readers {
-		// AvailableBytes reads the positions from the shared pages.
-		if rd.AvailableBytes() > 0 {
-			r.w.kick()
+	for w, r := range s.readers {
+		if r.avail() > 0 {
+			w.kick()
 			s.wakeups.Add(1)
 			s.lastActive = now
 		}
