@@ -584,3 +584,52 @@ func TestRingDataMappedOnFirstRecord(t *testing.T) {
 		t.Errorf("%d ring data mappings after the first record, want 1", n)
 	}
 }
+
+// cgroup_skb through the loader: an egress program attached to a cgroup v2
+// directory counts exactly the packets its processes send; a directory
+// that is not cgroup v2 is a clear error.
+func TestCgroupSKB(t *testing.T) {
+	testutil.RequireBPF(t)
+	root, err := kernel.Cgroup2Root("")
+	if err != nil {
+		t.Skipf("no cgroup v2 mount: %v", err)
+	}
+	dir, err := os.MkdirTemp(root, "vigil-kernel-test-")
+	if err != nil {
+		t.Skipf("cannot create a cgroup: %v", err)
+	}
+	defer os.Remove(dir)
+	obj := loadTestprog(t, kernel.ProgramDef{Name: "egress", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.CgroupSKB, Program: "count_egress", Target: dir},
+	}})
+	if st := obj.Status(); len(st) != 1 || !st[0].Attached || st[0].Hook != kernel.CgroupSKB || st[0].Target != dir {
+		t.Fatalf("status %+v", st)
+	}
+	// A shell joins the cgroup, then sends 25 UDP datagrams to a closed
+	// loopback port (nothing answers, so nothing else leaves the cgroup).
+	port := strings.TrimPrefix(testutil.FreeAddr(t), "127.0.0.1:")
+	cmd := exec.Command("sh", "-c", `echo $$ > "$1/cgroup.procs" && exec python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(25):
+    s.sendto(b"x", ("127.0.0.1", int(sys.argv[1])))
+' "$2"`, "sh", dir, port)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sender: %v\n%s", err, out)
+	}
+	var n uint64
+	if err := obj.Maps["egress_packets"].Lookup(uint32(0), &n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 25 {
+		t.Errorf("%d packets counted, want 25", n)
+	}
+
+	spec, _ := testprog.Spec()
+	_, err = kernel.Load(spec, kernel.LoadOptions{Probe: "test", Programs: []kernel.ProgramDef{{Name: "egress", Required: true, Hooks: []kernel.Hook{
+		{Kind: kernel.CgroupSKB, Program: "count_egress", Target: "/tmp"},
+	}}}})
+	if err == nil || !strings.Contains(err.Error(), "cgroup_root /tmp is not a cgroup v2 mount") {
+		t.Errorf("non-cgroup directory: %v", err)
+	}
+}

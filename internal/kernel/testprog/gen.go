@@ -8,6 +8,7 @@ import "github.com/cilium/ebpf"
 
 // Spec returns the test object: programs count_call (uprobe) and
 // count_sample (perf_event), counting into the hash maps uprobe_hits and
-// samples keyed by tgid, and emit (uprobe), writing the tgid into the
+// samples keyed by tgid, count_egress (cgroup_skb/egress) counting into
+// egress_packets, and emit (uprobe), writing the tgid into the
 // events ring buffer under the wakeup policy of vigil_ring.h.
 func Spec() (*ebpf.CollectionSpec, error) { return loadTestprog() }

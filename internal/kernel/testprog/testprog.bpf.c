@@ -64,6 +64,26 @@ int emit(void *ctx)
 	return 0;
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} egress_packets SEC(".maps");
+
+/* count_egress counts the packets sent by sockets of the cgroup it is
+ * attached to, and lets them pass. */
+SEC("cgroup_skb/egress")
+int count_egress(struct __sk_buff *skb)
+{
+	u32 zero = 0;
+	u64 *v = bpf_map_lookup_elem(&egress_packets, &zero);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 1;
+}
+
 SEC("perf_event")
 int count_sample(void *ctx)
 {

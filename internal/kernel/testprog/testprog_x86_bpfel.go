@@ -16,10 +16,12 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	testprogMapEgressPackets         = "egress_packets"
 	testprogMapEvents                = "events"
 	testprogMapSamples               = "samples"
 	testprogMapUprobeHits            = "uprobe_hits"
 	testprogProgCountCall            = "count_call"
+	testprogProgCountEgress          = "count_egress"
 	testprogProgCountSample          = "count_sample"
 	testprogProgEmit                 = "emit"
 	testprogVarVigilRingColdNs       = "vigil_ring_cold_ns"
@@ -69,6 +71,7 @@ type testprogSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type testprogProgramSpecs struct {
 	CountCall   *ebpf.ProgramSpec `ebpf:"count_call"`
+	CountEgress *ebpf.ProgramSpec `ebpf:"count_egress"`
 	CountSample *ebpf.ProgramSpec `ebpf:"count_sample"`
 	Emit        *ebpf.ProgramSpec `ebpf:"emit"`
 }
@@ -77,9 +80,10 @@ type testprogProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type testprogMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Samples    *ebpf.MapSpec `ebpf:"samples"`
-	UprobeHits *ebpf.MapSpec `ebpf:"uprobe_hits"`
+	EgressPackets *ebpf.MapSpec `ebpf:"egress_packets"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	Samples       *ebpf.MapSpec `ebpf:"samples"`
+	UprobeHits    *ebpf.MapSpec `ebpf:"uprobe_hits"`
 }
 
 // testprogVariableSpecs contains global variables before they are loaded into the kernel.
@@ -110,13 +114,15 @@ func (o *testprogObjects) Close() error {
 //
 // It can be passed to loadTestprogObjects or ebpf.CollectionSpec.LoadAndAssign.
 type testprogMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	Samples    *ebpf.Map `ebpf:"samples"`
-	UprobeHits *ebpf.Map `ebpf:"uprobe_hits"`
+	EgressPackets *ebpf.Map `ebpf:"egress_packets"`
+	Events        *ebpf.Map `ebpf:"events"`
+	Samples       *ebpf.Map `ebpf:"samples"`
+	UprobeHits    *ebpf.Map `ebpf:"uprobe_hits"`
 }
 
 func (m *testprogMaps) Close() error {
 	return _TestprogClose(
+		m.EgressPackets,
 		m.Events,
 		m.Samples,
 		m.UprobeHits,
@@ -136,6 +142,7 @@ type testprogVariables struct {
 // It can be passed to loadTestprogObjects or ebpf.CollectionSpec.LoadAndAssign.
 type testprogPrograms struct {
 	CountCall   *ebpf.Program `ebpf:"count_call"`
+	CountEgress *ebpf.Program `ebpf:"count_egress"`
 	CountSample *ebpf.Program `ebpf:"count_sample"`
 	Emit        *ebpf.Program `ebpf:"emit"`
 }
@@ -143,6 +150,7 @@ type testprogPrograms struct {
 func (p *testprogPrograms) Close() error {
 	return _TestprogClose(
 		p.CountCall,
+		p.CountEgress,
 		p.CountSample,
 		p.Emit,
 	)
