@@ -33,7 +33,9 @@ var cpuList = OnlineCPUs
 
 // attachPerfEvent opens one CPU-clock event per online CPU and attaches p
 // to each. A CPU that cannot be opened (it went offline, or is absent) is
-// skipped and named in the detail; attach fails only if no CPU works.
+// skipped and named in the detail; attach fails only if no CPU works. A CPU
+// brought online after attach is not sampled until the program is
+// attached again.
 func attachPerfEvent(p *ebpf.Program, _ *ebpf.ProgramSpec, h Hook) ([]io.Closer, string, error) {
 	s := h.Sampling
 	if s.Frequency == 0 && s.Period == 0 {

@@ -39,6 +39,11 @@ type UprobeSetOptions struct {
 // so the set attaches once per (device, inode), whatever path names it.
 // It is bounded by MaxBinaries; refusals and failures are counted in
 // vigil_uprobe_attach_failures_total. Object.Close closes the set.
+//
+// Paths are resolved in the agent's mount namespace; for a process in a
+// container pass /proc/PID/root/<path>. A binary replaced on disk (an
+// upgrade) is a new inode and a new attachment; the old one stays, counted
+// against MaxBinaries, until the set is closed.
 type UprobeSet struct {
 	obj  *Object
 	opts UprobeSetOptions
