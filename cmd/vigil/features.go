@@ -54,7 +54,7 @@ func registerFeatures(app *kingpin.Application) {
 		}
 		fmt.Fprintf(tw, "\nPROBE\tPROGRAM\tREQUIRED\tHOOK\tTARGET\tNOTE\n")
 		for _, p := range progs {
-			hook, note := string(p.Hook), ""
+			hook, note := string(p.Hook), p.Detail
 			if !p.Attached {
 				hook = "-"
 			}

@@ -99,6 +99,7 @@ func probeNow() *Features {
 		add(string(Kprobe), err)
 	}
 	add(string(Uprobe), haveUprobe())
+	add(string(PerfEvent), tryPerfEvent())
 	add(string(LSM), tryLSM())
 	add(string(CgroupSKB), features.HaveProgramType(ebpf.CGroupSKB))
 	add("bpf_stats", tryStats())
@@ -206,6 +207,22 @@ func haveUprobe() error {
 		return fmt.Errorf("no uprobe PMU: %w", err)
 	}
 	return nil
+}
+
+// tryPerfEvent attaches a trivial sampling program at 1 Hz to the online
+// CPUs, the way a profiler would.
+func tryPerfEvent() error {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.PerfEvent, Instructions: trivial, License: "GPL"})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	links, _, err := attachPerfEvent(p, nil, Hook{Kind: PerfEvent, Sampling: Sampling{Frequency: 1}})
+	var errs []error
+	for _, l := range links {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(append(errs, err)...)
 }
 
 func tryStats() error {

@@ -3,22 +3,37 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 )
 
 // Hook is one way of running a program: the program in the object that
-// implements it and the kernel hook it attaches to.
+// implements it and the kernel hook it attaches to. Which fields matter
+// depends on Kind; each attach kind documents its own in attach_<kind>.go.
 type Hook struct {
 	Kind    HookKind
 	Program string // program name in the BPF object
-	Target  string // "group/name" for tracepoints, the event or function name otherwise
+	// Target is "group/name" for tracepoints, the event or function name for
+	// raw_tp, tp_btf, fentry, kprobe and lsm, the symbol for uprobes (may be
+	// empty with an Offset), the cgroup v2 directory for cgroup_skb, and
+	// unused for perf_event.
+	Target string
+
+	// Binary is the executable or library a uprobe is placed in.
+	Binary string
+	// Offset is, for a uprobe, relative to the Target symbol, or the file
+	// offset of the instruction when Target is empty.
+	Offset uint64
+	// PID restricts a uprobe or a perf_event sampler to one process; 0 is
+	// every process.
+	PID int
+	// Sampling says how often a perf_event program runs.
+	Sampling Sampling
 }
 
 // ProgramDef is a logical program with its hook candidates, best first.
@@ -35,6 +50,10 @@ type LoadOptions struct {
 	Constants map[string]any    // values for `volatile const` knobs
 	MapSizes  map[string]uint32 // max_entries overrides
 	Disabled  []HookKind        // hook kinds the operator ruled out
+	// Later names programs kept loadable after Load, for Object.LoadProgram
+	// and Object.NewUprobeSet (targets found at run time). Only these are
+	// kept: a parsed object is about a megabyte of heap.
+	Later []string
 }
 
 // ProgramStatus reports how a logical program ended up attached.
@@ -48,13 +67,17 @@ type ProgramStatus struct {
 	// BPFProgram is the program in the object that implements the chosen hook.
 	BPFProgram string   `json:"bpf_program,omitempty"`
 	Tried      []string `json:"tried,omitempty"` // "kind target: error" for each failed candidate
+	// Detail says what one attachment covers when that is not obvious from
+	// the target: the CPUs a perf_event sampler runs on, the binary's
+	// device and inode of a uprobe.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Program is an attached program.
 type Program struct {
 	ProgramStatus
-	Prog *ebpf.Program
-	link link.Link
+	Prog  *ebpf.Program
+	links []io.Closer
 }
 
 // Object is a probe's loaded maps and attached programs.
@@ -67,8 +90,16 @@ type Object struct {
 
 	// Received counts records read from the probe's ring buffer.
 	Received atomic.Uint64
-	ring     atomic.Pointer[ringbuf.Reader]
+	ring     atomic.Pointer[ringPositions]
 	ringMu   sync.RWMutex // held while reading the fill, so the reader is not closed under it
+
+	later *ebpf.CollectionSpec // knobs applied, only LoadOptions.Later programs
+	// ringCold: the producers follow include/vigil_ring.h, so the ring
+	// needs no polling while quiet.
+	ringCold bool
+
+	setsMu sync.Mutex
+	sets   []*UprobeSet
 }
 
 // RingFill reports the bytes waiting in the events ring buffer and its size,
@@ -76,28 +107,44 @@ type Object struct {
 func (o *Object) RingFill() (used, size int, ok bool) {
 	o.ringMu.RLock()
 	defer o.ringMu.RUnlock()
-	rd := o.ring.Load()
-	if rd == nil {
+	pos := o.ring.Load()
+	if pos == nil {
 		return 0, 0, false
 	}
-	return rd.AvailableBytes(), rd.BufferSize(), true
+	return pos.avail(), pos.size, true
 }
 
-// Status lists every logical program, attached or not.
+// Status lists every logical program, attached or not, then every binary a
+// UprobeSet attached to.
 func (o *Object) Status() []ProgramStatus {
 	out := make([]ProgramStatus, 0, len(o.Programs)+len(o.Skipped))
 	for _, p := range o.Programs {
 		out = append(out, p.ProgramStatus)
 	}
-	return append(out, o.Skipped...)
+	out = append(out, o.Skipped...)
+	o.setsMu.Lock()
+	sets := slices.Clone(o.sets)
+	o.setsMu.Unlock()
+	for _, s := range sets {
+		out = append(out, s.Status()...)
+	}
+	return out
 }
 
-// Close detaches every program and releases every map.
+// Close detaches every program, including those of UprobeSets made from the
+// object, and releases every map.
 func (o *Object) Close() error {
 	var errs []error
+	o.setsMu.Lock()
+	sets := o.sets
+	o.sets = nil
+	o.setsMu.Unlock()
+	for _, s := range sets {
+		errs = append(errs, s.Close())
+	}
 	for _, p := range o.Programs {
-		if p.link != nil {
-			errs = append(errs, p.link.Close())
+		for _, l := range p.links {
+			errs = append(errs, l.Close())
 		}
 		errs = append(errs, p.Prog.Close())
 	}
@@ -122,6 +169,16 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 			return nil, fmt.Errorf("%s: setting knob %s: %w", opts.Probe, name, err)
 		}
 	}
+	// The object follows the wakeup policy of include/vigil_ring.h: its
+	// reader may stop polling when the ring is quiet.
+	_, ringCold := spec.Variables[ringColdKnob]
+	if ringCold {
+		if _, set := opts.Constants[ringColdKnob]; !set {
+			if err := spec.Variables[ringColdKnob].Set(uint64(RingColdAfter)); err != nil {
+				return nil, fmt.Errorf("%s: setting knob %s: %w", opts.Probe, ringColdKnob, err)
+			}
+		}
+	}
 	for name, size := range opts.MapSizes {
 		ms, ok := spec.Maps[name]
 		if !ok {
@@ -136,7 +193,7 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: creating BPF maps: %w", opts.Probe, explain(err))
 	}
-	obj := &Object{Probe: opts.Probe, Maps: coll.Maps}
+	obj := &Object{Probe: opts.Probe, Maps: coll.Maps, ringCold: ringCold}
 	for name := range coll.Maps {
 		obj.MapNames = append(obj.MapNames, name)
 	}
@@ -150,12 +207,13 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 				st.Tried = append(st.Tried, fmt.Sprintf("%s %s: disabled by configuration", h.Kind, h.Target))
 				continue
 			}
-			p, err := loadAndAttach(spec, obj.Maps, h)
+			p, err := obj.loadAndAttach(spec, h)
 			if err != nil {
 				st.Tried = append(st.Tried, fmt.Sprintf("%s %s: %v", h.Kind, h.Target, explain(err)))
 				continue
 			}
 			st.Attached, st.Hook, st.Target, st.BPFProgram = true, h.Kind, h.Target, h.Program
+			st.Detail = p.Detail
 			p.ProgramStatus = st
 			attached = p
 			break
@@ -170,22 +228,58 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 		}
 		obj.Skipped = append(obj.Skipped, st)
 	}
+	if len(opts.Later) > 0 {
+		later := spec.Copy()
+		later.Programs = map[string]*ebpf.ProgramSpec{}
+		for _, name := range opts.Later {
+			ps, ok := spec.Programs[name]
+			if !ok {
+				_ = obj.Close()
+				return nil, fmt.Errorf("%s: BPF object has no program %q (LoadOptions.Later)", opts.Probe, name)
+			}
+			later.Programs[name] = ps
+		}
+		obj.later = later
+	}
 	return obj, nil
 }
 
-func loadAndAttach(spec *ebpf.CollectionSpec, maps map[string]*ebpf.Map, h Hook) (*Program, error) {
-	ps, ok := spec.Programs[h.Program]
+func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, h Hook) (*Program, error) {
+	a, ok := attachers[h.Kind]
 	if !ok {
-		return nil, fmt.Errorf("BPF object has no program %q", h.Program)
+		return nil, fmt.Errorf("hook kind %q has no attacher", h.Kind)
 	}
-	if h.Kind == Tracepoint {
-		if err := EnsureTracefs(); err != nil {
-			return nil, err
-		}
+	prog, err := loadProgram(spec, o.Maps, h.Program)
+	if err != nil {
+		return nil, err
+	}
+	links, detail, err := a(prog, spec.Programs[h.Program], h)
+	if err != nil {
+		prog.Close()
+		return nil, err
+	}
+	return &Program{Prog: prog, links: links, ProgramStatus: ProgramStatus{Detail: detail}}, nil
+}
+
+// LoadProgram loads one program named in LoadOptions.Later against the
+// object's maps, without attaching it: for programs attached later, to
+// targets found at run time (see UprobeSet). The caller owns the returned
+// program.
+func (o *Object) LoadProgram(name string) (*ebpf.Program, error) {
+	if o.later == nil || o.later.Programs[name] == nil {
+		return nil, fmt.Errorf("program %q was not kept for loading after Load (LoadOptions.Later)", name)
+	}
+	return loadProgram(o.later, o.Maps, name)
+}
+
+func loadProgram(spec *ebpf.CollectionSpec, maps map[string]*ebpf.Map, name string) (*ebpf.Program, error) {
+	ps, ok := spec.Programs[name]
+	if !ok {
+		return nil, fmt.Errorf("BPF object has no program %q", name)
 	}
 	one := &ebpf.CollectionSpec{
 		Maps:      spec.Maps,
-		Programs:  map[string]*ebpf.ProgramSpec{h.Program: ps},
+		Programs:  map[string]*ebpf.ProgramSpec{name: ps},
 		Variables: spec.Variables,
 		Types:     spec.Types,
 		ByteOrder: spec.ByteOrder,
@@ -194,35 +288,9 @@ func loadAndAttach(spec *ebpf.CollectionSpec, maps map[string]*ebpf.Map, h Hook)
 	if err != nil {
 		return nil, err
 	}
-	prog := coll.DetachProgram(h.Program)
+	prog := coll.DetachProgram(name)
 	coll.Close()
-	l, err := attach(prog, h)
-	if err != nil {
-		prog.Close()
-		return nil, err
-	}
-	return &Program{Prog: prog, link: l}, nil
-}
-
-func attach(p *ebpf.Program, h Hook) (link.Link, error) {
-	switch h.Kind {
-	case TpBTF, Fentry:
-		return link.AttachTracing(link.TracingOptions{Program: p})
-	case LSM:
-		return link.AttachLSM(link.LSMOptions{Program: p})
-	case RawTP:
-		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Target, Program: p})
-	case Tracepoint:
-		group, name, ok := strings.Cut(h.Target, "/")
-		if !ok {
-			return nil, fmt.Errorf("tracepoint target %q is not group/name", h.Target)
-		}
-		return link.Tracepoint(group, name, p, nil)
-	case Kprobe:
-		return link.Kprobe(h.Target, p, nil)
-	default:
-		return nil, fmt.Errorf("hook kind %s is not attached by the generic loader", h.Kind)
-	}
+	return prog, nil
 }
 
 // explain keeps the verifier's last lines, which say why, instead of the

@@ -75,6 +75,19 @@ func (b *Base) Close() error {
 	return b.Obj.Close()
 }
 
+// NewUprobeSet makes a set that attaches one of the object's programs
+// (named in LoadOptions.Later) to binaries found at run time, and registers
+// its metrics (binaries attached, attach failures by reason). The object
+// closes it.
+func (b *Base) NewUprobeSet(opts kernel.UprobeSetOptions) (*kernel.UprobeSet, error) {
+	s, err := b.Obj.NewUprobeSet(opts)
+	if err != nil {
+		return nil, err
+	}
+	b.Register(s)
+	return s, nil
+}
+
 // DecodeError counts one record that could not be decoded.
 func (b *Base) DecodeError() {
 	if b.decodeErrs != nil {

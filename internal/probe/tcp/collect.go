@@ -283,7 +283,7 @@ func (c *aggCollector) collectInterfaces(ch chan<- prometheus.Metric, m *ebpf.Ma
 }
 
 func (c *aggCollector) collectCgroups(ch chan<- prometheus.Metric, m *ebpf.Map, failed uint64) {
-	if m == nil || len(c.p.cgLinks) == 0 {
+	if m == nil || !c.p.cgroupAttached() {
 		return
 	}
 	seen := map[uint64][4]uint64{}

@@ -238,7 +238,7 @@ func TestNetnsFailuresAndTraffic(t *testing.T) {
 		}
 	}
 	// Per-cgroup IP traffic (cgroup_skb) covers at least the payload.
-	if len(h.p.cgLinks) > 0 {
+	if h.p.cgroupAttached() {
 		cg, _ := h.metric(t, "vigil_net_cgroup_bytes_total", map[string]string{"direction": "sent"})
 		if cg < req {
 			t.Errorf("vigil_net_cgroup_bytes_total{sent} = %v, want at least the %d bytes sent", cg, req)

@@ -11,11 +11,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strings"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/kernel"
@@ -146,7 +144,6 @@ type Probe struct {
 	cfg     *Config
 	maps    tcpMaps // the object's maps, by the names tcp.bpf.c gives them
 	cgroups *proc.Cgroups
-	cgLinks []link.Link
 
 	opened      *prometheus.CounterVec
 	failed      *prometheus.CounterVec
@@ -174,8 +171,13 @@ func (p *Probe) Start(env *probe.Env) error {
 	if every == 0 {
 		every = 1
 	}
+	defs := Programs(p.cfg)
+	var cgErr error
+	if p.cfg.CgroupTraffic {
+		defs, cgErr = appendCgroupDefs(defs, p.cfg.CgroupRoot)
+	}
 	if err := p.Load(env, spec, kernel.LoadOptions{
-		Programs:  Programs(p.cfg),
+		Programs:  defs,
 		Constants: map[string]any{"rtt_sample_every": every},
 		MapSizes: map[string]uint32{
 			"events": p.cfg.RingbufSize, "socks": p.cfg.MaxSockets,
@@ -190,48 +192,40 @@ func (p *Probe) Start(env *probe.Env) error {
 	}
 	p.cgroups = env.CgroupResolver("/sys/fs/cgroup")
 	if p.cfg.CgroupTraffic {
-		if err := p.attachCgroup(spec, env); err != nil {
-			env.Log.Warn("per-cgroup traffic unavailable", "err", err)
+		for _, st := range p.Obj.Skipped {
+			if st.Name == "cgroup_ingress" || st.Name == "cgroup_egress" {
+				cgErr = errors.Join(cgErr, errors.New(strings.Join(st.Tried, "; ")))
+			}
+		}
+		if cgErr != nil {
+			env.Log.Warn("per-cgroup traffic unavailable", "err", cgErr)
 		}
 	}
 	p.registerMetrics(env)
 	return nil
 }
 
-// attachCgroup loads the cgroup_skb programs against the object's maps and
-// attaches them to the cgroup v2 root, which covers every cgroup below it.
-func (p *Probe) attachCgroup(spec *ebpf.CollectionSpec, env *probe.Env) error {
-	root, err := cgroup2Root(p.cfg.CgroupRoot)
+// appendCgroupDefs adds the optional cgroup_skb programs, attached to the
+// cgroup v2 root, which covers every cgroup below it.
+func appendCgroupDefs(defs []kernel.ProgramDef, configuredRoot string) ([]kernel.ProgramDef, error) {
+	root, err := kernel.Cgroup2Root(configuredRoot)
 	if err != nil {
-		return err
+		return defs, err
 	}
-	for _, h := range []struct {
-		prog   string
-		attach ebpf.AttachType
-	}{{"cgroup_ingress", ebpf.AttachCGroupInetIngress}, {"cgroup_egress", ebpf.AttachCGroupInetEgress}} {
-		st := kernel.ProgramStatus{Probe: Name, Name: h.prog, Hook: kernel.CgroupSKB, Target: root}
-		one := spec.Copy()
-		one.Programs = map[string]*ebpf.ProgramSpec{h.prog: spec.Programs[h.prog]}
-		coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: p.Obj.Maps})
-		if err != nil {
-			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
-			p.Obj.Skipped = append(p.Obj.Skipped, st)
-			return err
-		}
-		prog := coll.DetachProgram(h.prog)
-		coll.Close()
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: h.attach, Program: prog})
-		if err != nil {
-			prog.Close()
-			st.Tried = []string{fmt.Sprintf("cgroup_skb %s: %v", root, err)}
-			p.Obj.Skipped = append(p.Obj.Skipped, st)
-			return err
-		}
-		st.Attached = true
-		p.cgLinks = append(p.cgLinks, l)
-		p.Obj.Programs = append(p.Obj.Programs, &kernel.Program{ProgramStatus: st, Prog: prog})
+	for _, prog := range []string{"cgroup_ingress", "cgroup_egress"} {
+		defs = append(defs, kernel.ProgramDef{Name: prog, Hooks: []kernel.Hook{{Kind: kernel.CgroupSKB, Program: prog, Target: root}}})
 	}
-	return nil
+	return defs, nil
+}
+
+// cgroupAttached reports whether a cgroup_skb program counts traffic.
+func (p *Probe) cgroupAttached() bool {
+	for _, prog := range p.Obj.Programs {
+		if prog.Hook == kernel.CgroupSKB {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Probe) registerMetrics(env *probe.Env) {
@@ -267,17 +261,6 @@ func (p *Probe) registerMetrics(env *probe.Env) {
 // Run implements probe.Probe.
 func (p *Probe) Run(ctx context.Context) error {
 	return p.ReadRing(ctx, p.handle)
-}
-
-// Close implements probe.Probe.
-func (p *Probe) Close() error {
-	var errs []error
-	for _, l := range p.cgLinks {
-		errs = append(errs, l.Close())
-	}
-	p.cgLinks = nil
-	errs = append(errs, p.Base.Close())
-	return errors.Join(errs...)
 }
 
 func (p *Probe) handle(b []byte) error {
@@ -387,24 +370,6 @@ func (p *Probe) cgroupLabel(id uint64) string {
 		return path
 	}
 	return "unknown"
-}
-
-// cgroup2Root returns the configured cgroup v2 mount, or finds one.
-func cgroup2Root(configured string) (string, error) {
-	candidates := []string{configured}
-	if configured == "" {
-		candidates = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
-	}
-	for _, c := range candidates {
-		var st unix.Statfs_t
-		if err := unix.Statfs(c, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return c, nil
-		}
-	}
-	if configured != "" {
-		return "", fmt.Errorf("cgroup_root %s is not a cgroup v2 mount", configured)
-	}
-	return "", errors.New("no cgroup v2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
 }
 
 // retransmitDef prefers the variants that read the err argument added in
