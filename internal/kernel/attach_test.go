@@ -394,7 +394,7 @@ func TestParseCPUList(t *testing.T) {
 	}
 }
 
-// With producers following include/vigil_ring.h, the shared ring timer
+// With producers following bpf/include/vigil_ring.h, the shared ring timer
 // stops once the rings are quiet (no periodic wake-up at all when idle), a
 // record after a quiet spell wakes the reader at once, and records held
 // back during a burst still arrive within the poll interval.

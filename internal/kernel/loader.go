@@ -94,7 +94,7 @@ type Object struct {
 	ringMu   sync.RWMutex // held while reading the fill, so the reader is not closed under it
 
 	later *ebpf.CollectionSpec // knobs applied, only LoadOptions.Later programs
-	// ringCold: the producers follow include/vigil_ring.h, so the ring
+	// ringCold: the producers follow bpf/include/vigil_ring.h, so the ring
 	// needs no polling while quiet.
 	ringCold bool
 
@@ -169,7 +169,7 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Object, error) {
 			return nil, fmt.Errorf("%s: setting knob %s: %w", opts.Probe, name, err)
 		}
 	}
-	// The object follows the wakeup policy of include/vigil_ring.h: its
+	// The object follows the wakeup policy of bpf/include/vigil_ring.h: its
 	// reader may stop polling when the ring is quiet.
 	_, ringCold := spec.Variables[ringColdKnob]
 	if ringCold {

@@ -22,14 +22,14 @@ import (
 const RingPollInterval = 50 * time.Millisecond
 
 // RingColdAfter is how long after its last wakeup a producer following
-// include/vigil_ring.h may hold records back (BPF_RB_NO_WAKEUP); the sweep
+// bpf/include/vigil_ring.h may hold records back (BPF_RB_NO_WAKEUP); the sweep
 // keeps polling that long after the last activity it saw, then stops. It
 // trades wakeups under load (a busy ring forces at most 1/RingColdAfter
 // per second besides its size trigger) against sweeps after an isolated
 // record (about RingColdAfter/RingPollInterval+1 ticks).
 const RingColdAfter = 200 * time.Millisecond
 
-// ringColdKnob is the BPF global of include/vigil_ring.h that Load sets to
+// ringColdKnob is the BPF global of bpf/include/vigil_ring.h that Load sets to
 // RingColdAfter.
 const ringColdKnob = "vigil_ring_cold_ns"
 
@@ -46,7 +46,7 @@ const ringColdKnob = "vigil_ring_cold_ns"
 // submitted without a wakeup are found by one timer shared by every ring of
 // the process, which reads each ring's producer and consumer positions from
 // the mapped pages (no system call) and wakes only readers with unread data.
-// When every open ring's producer follows include/vigil_ring.h, the timer
+// When every open ring's producer follows bpf/include/vigil_ring.h, the timer
 // stops once all rings have been quiet for RingColdAfter, so an idle agent
 // has no periodic wake-up at all; the next producer wakeup restarts it.
 //

@@ -2,7 +2,7 @@
 // tests: a uprobe and a perf_event program that count hits per process.
 package testprog
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 testprog testprog.bpf.c -- -I../include -I../../../bpf/include -I../../../bpf/include/amd64
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 testprog testprog.bpf.c -- -I../../../bpf/include -I../../../bpf/include/amd64
 
 import "github.com/cilium/ebpf"
 

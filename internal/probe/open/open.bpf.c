@@ -15,6 +15,7 @@
  * was absolute as passed, resolved, or could not be resolved.
  */
 #include "vigil.h"
+#include "vigil_ring.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -534,7 +535,7 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	asm volatile("%[size] &= 8191" : [size] "+r"(size));
 	__u64 flags = 0;
 	if (wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		flags = vigil_ring_flags(&events, wakeup_bytes);
 	if (bpf_ringbuf_output(&events, e, offsetof(struct open_event, path) + size, flags))
 		count_drop();
 out:

@@ -84,38 +84,40 @@ type openWalk struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	openMapControl         = "control"
-	openMapCounts          = "counts"
-	openMapCountsOverflow  = "counts_overflow"
-	openMapDropped         = "dropped"
-	openMapEvents          = "events"
-	openMapFilterCgroups   = "filter_cgroups"
-	openMapFilterPids      = "filter_pids"
-	openMapFilterPrefixes  = "filter_prefixes"
-	openMapInflight        = "inflight"
-	openMapScratch         = "scratch"
-	openMapWalkScratch     = "walk_scratch"
-	openProgTpEnterCreat   = "tp_enter_creat"
-	openProgTpEnterOpen    = "tp_enter_open"
-	openProgTpEnterOpenat  = "tp_enter_openat"
-	openProgTpEnterOpenat2 = "tp_enter_openat2"
-	openProgTpExitCreat    = "tp_exit_creat"
-	openProgTpExitOpen     = "tp_exit_open"
-	openProgTpExitOpenat   = "tp_exit_openat"
-	openProgTpExitOpenat2  = "tp_exit_openat2"
-	openVarCommFilter      = "comm_filter"
-	openVarFailedOnly      = "failed_only"
-	openVarN_prefixes      = "n_prefixes"
-	openVarResolvePaths    = "resolve_paths"
-	openVarSelfTgid        = "self_tgid"
-	openVarUnusedCountKey  = "unused_count_key"
-	openVarUnusedOpenHead  = "unused_open_head"
-	openVarUnusedPrefix    = "unused_prefix"
-	openVarUnusedVigilProc = "unused_vigil_proc"
-	openVarUseCgroupFilter = "use_cgroup_filter"
-	openVarUseCommFilter   = "use_comm_filter"
-	openVarUsePidFilter    = "use_pid_filter"
-	openVarWakeupBytes     = "wakeup_bytes"
+	openMapControl               = "control"
+	openMapCounts                = "counts"
+	openMapCountsOverflow        = "counts_overflow"
+	openMapDropped               = "dropped"
+	openMapEvents                = "events"
+	openMapFilterCgroups         = "filter_cgroups"
+	openMapFilterPids            = "filter_pids"
+	openMapFilterPrefixes        = "filter_prefixes"
+	openMapInflight              = "inflight"
+	openMapScratch               = "scratch"
+	openMapWalkScratch           = "walk_scratch"
+	openProgTpEnterCreat         = "tp_enter_creat"
+	openProgTpEnterOpen          = "tp_enter_open"
+	openProgTpEnterOpenat        = "tp_enter_openat"
+	openProgTpEnterOpenat2       = "tp_enter_openat2"
+	openProgTpExitCreat          = "tp_exit_creat"
+	openProgTpExitOpen           = "tp_exit_open"
+	openProgTpExitOpenat         = "tp_exit_openat"
+	openProgTpExitOpenat2        = "tp_exit_openat2"
+	openVarCommFilter            = "comm_filter"
+	openVarFailedOnly            = "failed_only"
+	openVarN_prefixes            = "n_prefixes"
+	openVarResolvePaths          = "resolve_paths"
+	openVarSelfTgid              = "self_tgid"
+	openVarUnusedCountKey        = "unused_count_key"
+	openVarUnusedOpenHead        = "unused_open_head"
+	openVarUnusedPrefix          = "unused_prefix"
+	openVarUnusedVigilProc       = "unused_vigil_proc"
+	openVarUseCgroupFilter       = "use_cgroup_filter"
+	openVarUseCommFilter         = "use_comm_filter"
+	openVarUsePidFilter          = "use_pid_filter"
+	openVarVigilRingColdNs       = "vigil_ring_cold_ns"
+	openVarVigilRingLastWakeupNs = "vigil_ring_last_wakeup_ns"
+	openVarWakeupBytes           = "wakeup_bytes"
 )
 
 // loadOpen returns the embedded CollectionSpec for open.
@@ -191,19 +193,21 @@ type openMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type openVariableSpecs struct {
-	CommFilter      *ebpf.VariableSpec `ebpf:"comm_filter"`
-	FailedOnly      *ebpf.VariableSpec `ebpf:"failed_only"`
-	N_prefixes      *ebpf.VariableSpec `ebpf:"n_prefixes"`
-	ResolvePaths    *ebpf.VariableSpec `ebpf:"resolve_paths"`
-	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedCountKey  *ebpf.VariableSpec `ebpf:"unused_count_key"`
-	UnusedOpenHead  *ebpf.VariableSpec `ebpf:"unused_open_head"`
-	UnusedPrefix    *ebpf.VariableSpec `ebpf:"unused_prefix"`
-	UnusedVigilProc *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
-	UseCgroupFilter *ebpf.VariableSpec `ebpf:"use_cgroup_filter"`
-	UseCommFilter   *ebpf.VariableSpec `ebpf:"use_comm_filter"`
-	UsePidFilter    *ebpf.VariableSpec `ebpf:"use_pid_filter"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CommFilter            *ebpf.VariableSpec `ebpf:"comm_filter"`
+	FailedOnly            *ebpf.VariableSpec `ebpf:"failed_only"`
+	N_prefixes            *ebpf.VariableSpec `ebpf:"n_prefixes"`
+	ResolvePaths          *ebpf.VariableSpec `ebpf:"resolve_paths"`
+	SelfTgid              *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedCountKey        *ebpf.VariableSpec `ebpf:"unused_count_key"`
+	UnusedOpenHead        *ebpf.VariableSpec `ebpf:"unused_open_head"`
+	UnusedPrefix          *ebpf.VariableSpec `ebpf:"unused_prefix"`
+	UnusedVigilProc       *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
+	UseCgroupFilter       *ebpf.VariableSpec `ebpf:"use_cgroup_filter"`
+	UseCommFilter         *ebpf.VariableSpec `ebpf:"use_comm_filter"`
+	UsePidFilter          *ebpf.VariableSpec `ebpf:"use_pid_filter"`
+	VigilRingColdNs       *ebpf.VariableSpec `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.VariableSpec `ebpf:"vigil_ring_last_wakeup_ns"`
+	WakeupBytes           *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // openObjects contains all objects after they have been loaded into the kernel.
@@ -259,19 +263,21 @@ func (m *openMaps) Close() error {
 //
 // It can be passed to loadOpenObjects or ebpf.CollectionSpec.LoadAndAssign.
 type openVariables struct {
-	CommFilter      *ebpf.Variable `ebpf:"comm_filter"`
-	FailedOnly      *ebpf.Variable `ebpf:"failed_only"`
-	N_prefixes      *ebpf.Variable `ebpf:"n_prefixes"`
-	ResolvePaths    *ebpf.Variable `ebpf:"resolve_paths"`
-	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedCountKey  *ebpf.Variable `ebpf:"unused_count_key"`
-	UnusedOpenHead  *ebpf.Variable `ebpf:"unused_open_head"`
-	UnusedPrefix    *ebpf.Variable `ebpf:"unused_prefix"`
-	UnusedVigilProc *ebpf.Variable `ebpf:"unused_vigil_proc"`
-	UseCgroupFilter *ebpf.Variable `ebpf:"use_cgroup_filter"`
-	UseCommFilter   *ebpf.Variable `ebpf:"use_comm_filter"`
-	UsePidFilter    *ebpf.Variable `ebpf:"use_pid_filter"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CommFilter            *ebpf.Variable `ebpf:"comm_filter"`
+	FailedOnly            *ebpf.Variable `ebpf:"failed_only"`
+	N_prefixes            *ebpf.Variable `ebpf:"n_prefixes"`
+	ResolvePaths          *ebpf.Variable `ebpf:"resolve_paths"`
+	SelfTgid              *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedCountKey        *ebpf.Variable `ebpf:"unused_count_key"`
+	UnusedOpenHead        *ebpf.Variable `ebpf:"unused_open_head"`
+	UnusedPrefix          *ebpf.Variable `ebpf:"unused_prefix"`
+	UnusedVigilProc       *ebpf.Variable `ebpf:"unused_vigil_proc"`
+	UseCgroupFilter       *ebpf.Variable `ebpf:"use_cgroup_filter"`
+	UseCommFilter         *ebpf.Variable `ebpf:"use_comm_filter"`
+	UsePidFilter          *ebpf.Variable `ebpf:"use_pid_filter"`
+	VigilRingColdNs       *ebpf.Variable `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.Variable `ebpf:"vigil_ring_last_wakeup_ns"`
+	WakeupBytes           *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // openPrograms contains all programs after they have been loaded into the kernel.

@@ -7,6 +7,7 @@
  * tp_btf and a raw_tp variant; user space attaches the first that works.
  */
 #include "vigil.h"
+#include "vigil_ring.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -85,16 +86,14 @@ struct {
 } inflight_execs SEC(".maps");
 
 /*
- * Wake the reader only once the ring is an eighth full. Below that, user
- * space collects records on its poll interval (kernel.ReadRing), so an exec
- * storm costs one wakeup per batch instead of one per record.
+ * Wake the reader for the first record after a quiet spell and whenever the
+ * ring is an eighth full; in between, user space collects records on its
+ * poll interval (vigil_ring.h), so an exec storm costs one wakeup per batch
+ * instead of one per record, and an idle host costs no polling.
  */
 static __always_inline __u64 wakeup_flags(void)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
-
-	return avail >= size / 8 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return vigil_ring_flags(&events, bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 8);
 }
 
 static __always_inline struct exec_event *scratch(void)

@@ -82,29 +82,31 @@ type processVigilProc struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	processMapDropped          = "dropped"
-	processMapEvents           = "events"
-	processMapExecScratch      = "exec_scratch"
-	processMapExitReported     = "exit_reported"
-	processMapInflightExecs    = "inflight_execs"
-	processProgRawTpExec       = "raw_tp_exec"
-	processProgRawTpExit       = "raw_tp_exit"
-	processProgRawTpExitGd     = "raw_tp_exit_gd"
-	processProgRawTpFork       = "raw_tp_fork"
-	processProgTpBtfExec       = "tp_btf_exec"
-	processProgTpBtfExit       = "tp_btf_exit"
-	processProgTpBtfExitGd     = "tp_btf_exit_gd"
-	processProgTpBtfFork       = "tp_btf_fork"
-	processProgTpEnterExecve   = "tp_enter_execve"
-	processProgTpEnterExecveat = "tp_enter_execveat"
-	processProgTpExitExecve    = "tp_exit_execve"
-	processProgTpExitExecveat  = "tp_exit_execveat"
-	processVarEmitForks        = "emit_forks"
-	processVarMaxArgsBytes     = "max_args_bytes"
-	processVarUnusedExecHead   = "unused_exec_head"
-	processVarUnusedExitEvent  = "unused_exit_event"
-	processVarUnusedForkEvent  = "unused_fork_event"
-	processVarUnusedVigilProc  = "unused_vigil_proc"
+	processMapDropped               = "dropped"
+	processMapEvents                = "events"
+	processMapExecScratch           = "exec_scratch"
+	processMapExitReported          = "exit_reported"
+	processMapInflightExecs         = "inflight_execs"
+	processProgRawTpExec            = "raw_tp_exec"
+	processProgRawTpExit            = "raw_tp_exit"
+	processProgRawTpExitGd          = "raw_tp_exit_gd"
+	processProgRawTpFork            = "raw_tp_fork"
+	processProgTpBtfExec            = "tp_btf_exec"
+	processProgTpBtfExit            = "tp_btf_exit"
+	processProgTpBtfExitGd          = "tp_btf_exit_gd"
+	processProgTpBtfFork            = "tp_btf_fork"
+	processProgTpEnterExecve        = "tp_enter_execve"
+	processProgTpEnterExecveat      = "tp_enter_execveat"
+	processProgTpExitExecve         = "tp_exit_execve"
+	processProgTpExitExecveat       = "tp_exit_execveat"
+	processVarEmitForks             = "emit_forks"
+	processVarMaxArgsBytes          = "max_args_bytes"
+	processVarUnusedExecHead        = "unused_exec_head"
+	processVarUnusedExitEvent       = "unused_exit_event"
+	processVarUnusedForkEvent       = "unused_fork_event"
+	processVarUnusedVigilProc       = "unused_vigil_proc"
+	processVarVigilRingColdNs       = "vigil_ring_cold_ns"
+	processVarVigilRingLastWakeupNs = "vigil_ring_last_wakeup_ns"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -178,12 +180,14 @@ type processMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
-	EmitForks       *ebpf.VariableSpec `ebpf:"emit_forks"`
-	MaxArgsBytes    *ebpf.VariableSpec `ebpf:"max_args_bytes"`
-	UnusedExecHead  *ebpf.VariableSpec `ebpf:"unused_exec_head"`
-	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
-	UnusedVigilProc *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
+	EmitForks             *ebpf.VariableSpec `ebpf:"emit_forks"`
+	MaxArgsBytes          *ebpf.VariableSpec `ebpf:"max_args_bytes"`
+	UnusedExecHead        *ebpf.VariableSpec `ebpf:"unused_exec_head"`
+	UnusedExitEvent       *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedForkEvent       *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedVigilProc       *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
+	VigilRingColdNs       *ebpf.VariableSpec `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.VariableSpec `ebpf:"vigil_ring_last_wakeup_ns"`
 }
 
 // processObjects contains all objects after they have been loaded into the kernel.
@@ -227,12 +231,14 @@ func (m *processMaps) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
-	EmitForks       *ebpf.Variable `ebpf:"emit_forks"`
-	MaxArgsBytes    *ebpf.Variable `ebpf:"max_args_bytes"`
-	UnusedExecHead  *ebpf.Variable `ebpf:"unused_exec_head"`
-	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
-	UnusedVigilProc *ebpf.Variable `ebpf:"unused_vigil_proc"`
+	EmitForks             *ebpf.Variable `ebpf:"emit_forks"`
+	MaxArgsBytes          *ebpf.Variable `ebpf:"max_args_bytes"`
+	UnusedExecHead        *ebpf.Variable `ebpf:"unused_exec_head"`
+	UnusedExitEvent       *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedForkEvent       *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedVigilProc       *ebpf.Variable `ebpf:"unused_vigil_proc"`
+	VigilRingColdNs       *ebpf.Variable `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.Variable `ebpf:"vigil_ring_last_wakeup_ns"`
 }
 
 // processPrograms contains all programs after they have been loaded into the kernel.

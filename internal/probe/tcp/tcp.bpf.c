@@ -14,6 +14,7 @@
  * CO-RE from the struct sock / struct tcp_sock the tracepoint hands over.
  */
 #include "vigil.h"
+#include "vigil_ring.h"
 #include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -373,7 +374,8 @@ static __always_inline void submit(const struct sock *sk, struct sock_info *si, 
 	fill_event(e, sk, si, kind);
 	e->state = state;
 	e->err = err;
-	bpf_ringbuf_submit(e, 0);
+	/* Batched under load, immediate after a quiet spell (vigil_ring.h). */
+	bpf_ringbuf_submit(e, vigil_ring_flags(&events, bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 8));
 }
 
 static __always_inline void insert_sock(__u64 key, struct sock_info *si)

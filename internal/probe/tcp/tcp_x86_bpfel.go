@@ -141,57 +141,59 @@ type tcpVigilProc struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tcpMapAgg                 = "agg"
-	tcpMapCgstats             = "cgstats"
-	tcpMapConnecting          = "connecting"
-	tcpMapCounters            = "counters"
-	tcpMapDropped             = "dropped"
-	tcpMapEvents              = "events"
-	tcpMapIfstats             = "ifstats"
-	tcpMapListeners           = "listeners"
-	tcpMapSampleTick          = "sample_tick"
-	tcpMapSockoptCalls        = "sockopt_calls"
-	tcpMapSocks               = "socks"
-	tcpProgCgroupEgress       = "cgroup_egress"
-	tcpProgCgroupIngress      = "cgroup_ingress"
-	tcpProgRawTpErrorReport   = "raw_tp_error_report"
-	tcpProgRawTpProbe         = "raw_tp_probe"
-	tcpProgRawTpReceive       = "raw_tp_receive"
-	tcpProgRawTpReceiveReset  = "raw_tp_receive_reset"
-	tcpProgRawTpRetransmit    = "raw_tp_retransmit"
-	tcpProgRawTpRetransmitErr = "raw_tp_retransmit_err"
-	tcpProgRawTpSendReset     = "raw_tp_send_reset"
-	tcpProgRawTpSetState      = "raw_tp_set_state"
-	tcpProgRawTpXmit          = "raw_tp_xmit"
-	tcpProgTpBtfErrorReport   = "tp_btf_error_report"
-	tcpProgTpBtfProbe         = "tp_btf_probe"
-	tcpProgTpBtfReceive       = "tp_btf_receive"
-	tcpProgTpBtfReceiveReset  = "tp_btf_receive_reset"
-	tcpProgTpBtfRetransmit    = "tp_btf_retransmit"
-	tcpProgTpBtfRetransmitErr = "tp_btf_retransmit_err"
-	tcpProgTpBtfSendReset     = "tp_btf_send_reset"
-	tcpProgTpBtfSetState      = "tp_btf_set_state"
-	tcpProgTpBtfXmit          = "tp_btf_xmit"
-	tcpProgTpEnterConnect     = "tp_enter_connect"
-	tcpProgTpEnterGetsockopt  = "tp_enter_getsockopt"
-	tcpProgTpExitAccept       = "tp_exit_accept"
-	tcpProgTpExitAccept4      = "tp_exit_accept4"
-	tcpProgTpExitConnect      = "tp_exit_connect"
-	tcpProgTpExitGetsockopt   = "tp_exit_getsockopt"
-	tcpProgTpReceiveReset     = "tp_receive_reset"
-	tcpProgTpRetransmit       = "tp_retransmit"
-	tcpProgTpSendReset        = "tp_send_reset"
-	tcpProgTpSetState         = "tp_set_state"
-	tcpVarRttSampleEvery      = "rtt_sample_every"
-	tcpVarTrackConnections    = "track_connections"
-	tcpVarUnusedAggKey        = "unused_agg_key"
-	tcpVarUnusedAggVal        = "unused_agg_val"
-	tcpVarUnusedCgVal         = "unused_cg_val"
-	tcpVarUnusedIfKey         = "unused_if_key"
-	tcpVarUnusedIfVal         = "unused_if_val"
-	tcpVarUnusedSockInfo      = "unused_sock_info"
-	tcpVarUnusedTcpEvent      = "unused_tcp_event"
-	tcpVarUnusedVigilProc     = "unused_vigil_proc"
+	tcpMapAgg                   = "agg"
+	tcpMapCgstats               = "cgstats"
+	tcpMapConnecting            = "connecting"
+	tcpMapCounters              = "counters"
+	tcpMapDropped               = "dropped"
+	tcpMapEvents                = "events"
+	tcpMapIfstats               = "ifstats"
+	tcpMapListeners             = "listeners"
+	tcpMapSampleTick            = "sample_tick"
+	tcpMapSockoptCalls          = "sockopt_calls"
+	tcpMapSocks                 = "socks"
+	tcpProgCgroupEgress         = "cgroup_egress"
+	tcpProgCgroupIngress        = "cgroup_ingress"
+	tcpProgRawTpErrorReport     = "raw_tp_error_report"
+	tcpProgRawTpProbe           = "raw_tp_probe"
+	tcpProgRawTpReceive         = "raw_tp_receive"
+	tcpProgRawTpReceiveReset    = "raw_tp_receive_reset"
+	tcpProgRawTpRetransmit      = "raw_tp_retransmit"
+	tcpProgRawTpRetransmitErr   = "raw_tp_retransmit_err"
+	tcpProgRawTpSendReset       = "raw_tp_send_reset"
+	tcpProgRawTpSetState        = "raw_tp_set_state"
+	tcpProgRawTpXmit            = "raw_tp_xmit"
+	tcpProgTpBtfErrorReport     = "tp_btf_error_report"
+	tcpProgTpBtfProbe           = "tp_btf_probe"
+	tcpProgTpBtfReceive         = "tp_btf_receive"
+	tcpProgTpBtfReceiveReset    = "tp_btf_receive_reset"
+	tcpProgTpBtfRetransmit      = "tp_btf_retransmit"
+	tcpProgTpBtfRetransmitErr   = "tp_btf_retransmit_err"
+	tcpProgTpBtfSendReset       = "tp_btf_send_reset"
+	tcpProgTpBtfSetState        = "tp_btf_set_state"
+	tcpProgTpBtfXmit            = "tp_btf_xmit"
+	tcpProgTpEnterConnect       = "tp_enter_connect"
+	tcpProgTpEnterGetsockopt    = "tp_enter_getsockopt"
+	tcpProgTpExitAccept         = "tp_exit_accept"
+	tcpProgTpExitAccept4        = "tp_exit_accept4"
+	tcpProgTpExitConnect        = "tp_exit_connect"
+	tcpProgTpExitGetsockopt     = "tp_exit_getsockopt"
+	tcpProgTpReceiveReset       = "tp_receive_reset"
+	tcpProgTpRetransmit         = "tp_retransmit"
+	tcpProgTpSendReset          = "tp_send_reset"
+	tcpProgTpSetState           = "tp_set_state"
+	tcpVarRttSampleEvery        = "rtt_sample_every"
+	tcpVarTrackConnections      = "track_connections"
+	tcpVarUnusedAggKey          = "unused_agg_key"
+	tcpVarUnusedAggVal          = "unused_agg_val"
+	tcpVarUnusedCgVal           = "unused_cg_val"
+	tcpVarUnusedIfKey           = "unused_if_key"
+	tcpVarUnusedIfVal           = "unused_if_val"
+	tcpVarUnusedSockInfo        = "unused_sock_info"
+	tcpVarUnusedTcpEvent        = "unused_tcp_event"
+	tcpVarUnusedVigilProc       = "unused_vigil_proc"
+	tcpVarVigilRingColdNs       = "vigil_ring_cold_ns"
+	tcpVarVigilRingLastWakeupNs = "vigil_ring_last_wakeup_ns"
 )
 
 // loadTcp returns the embedded CollectionSpec for tcp.
@@ -289,16 +291,18 @@ type tcpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcpVariableSpecs struct {
-	RttSampleEvery   *ebpf.VariableSpec `ebpf:"rtt_sample_every"`
-	TrackConnections *ebpf.VariableSpec `ebpf:"track_connections"`
-	UnusedAggKey     *ebpf.VariableSpec `ebpf:"unused_agg_key"`
-	UnusedAggVal     *ebpf.VariableSpec `ebpf:"unused_agg_val"`
-	UnusedCgVal      *ebpf.VariableSpec `ebpf:"unused_cg_val"`
-	UnusedIfKey      *ebpf.VariableSpec `ebpf:"unused_if_key"`
-	UnusedIfVal      *ebpf.VariableSpec `ebpf:"unused_if_val"`
-	UnusedSockInfo   *ebpf.VariableSpec `ebpf:"unused_sock_info"`
-	UnusedTcpEvent   *ebpf.VariableSpec `ebpf:"unused_tcp_event"`
-	UnusedVigilProc  *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
+	RttSampleEvery        *ebpf.VariableSpec `ebpf:"rtt_sample_every"`
+	TrackConnections      *ebpf.VariableSpec `ebpf:"track_connections"`
+	UnusedAggKey          *ebpf.VariableSpec `ebpf:"unused_agg_key"`
+	UnusedAggVal          *ebpf.VariableSpec `ebpf:"unused_agg_val"`
+	UnusedCgVal           *ebpf.VariableSpec `ebpf:"unused_cg_val"`
+	UnusedIfKey           *ebpf.VariableSpec `ebpf:"unused_if_key"`
+	UnusedIfVal           *ebpf.VariableSpec `ebpf:"unused_if_val"`
+	UnusedSockInfo        *ebpf.VariableSpec `ebpf:"unused_sock_info"`
+	UnusedTcpEvent        *ebpf.VariableSpec `ebpf:"unused_tcp_event"`
+	UnusedVigilProc       *ebpf.VariableSpec `ebpf:"unused_vigil_proc"`
+	VigilRingColdNs       *ebpf.VariableSpec `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.VariableSpec `ebpf:"vigil_ring_last_wakeup_ns"`
 }
 
 // tcpObjects contains all objects after they have been loaded into the kernel.
@@ -354,16 +358,18 @@ func (m *tcpMaps) Close() error {
 //
 // It can be passed to loadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcpVariables struct {
-	RttSampleEvery   *ebpf.Variable `ebpf:"rtt_sample_every"`
-	TrackConnections *ebpf.Variable `ebpf:"track_connections"`
-	UnusedAggKey     *ebpf.Variable `ebpf:"unused_agg_key"`
-	UnusedAggVal     *ebpf.Variable `ebpf:"unused_agg_val"`
-	UnusedCgVal      *ebpf.Variable `ebpf:"unused_cg_val"`
-	UnusedIfKey      *ebpf.Variable `ebpf:"unused_if_key"`
-	UnusedIfVal      *ebpf.Variable `ebpf:"unused_if_val"`
-	UnusedSockInfo   *ebpf.Variable `ebpf:"unused_sock_info"`
-	UnusedTcpEvent   *ebpf.Variable `ebpf:"unused_tcp_event"`
-	UnusedVigilProc  *ebpf.Variable `ebpf:"unused_vigil_proc"`
+	RttSampleEvery        *ebpf.Variable `ebpf:"rtt_sample_every"`
+	TrackConnections      *ebpf.Variable `ebpf:"track_connections"`
+	UnusedAggKey          *ebpf.Variable `ebpf:"unused_agg_key"`
+	UnusedAggVal          *ebpf.Variable `ebpf:"unused_agg_val"`
+	UnusedCgVal           *ebpf.Variable `ebpf:"unused_cg_val"`
+	UnusedIfKey           *ebpf.Variable `ebpf:"unused_if_key"`
+	UnusedIfVal           *ebpf.Variable `ebpf:"unused_if_val"`
+	UnusedSockInfo        *ebpf.Variable `ebpf:"unused_sock_info"`
+	UnusedTcpEvent        *ebpf.Variable `ebpf:"unused_tcp_event"`
+	UnusedVigilProc       *ebpf.Variable `ebpf:"unused_vigil_proc"`
+	VigilRingColdNs       *ebpf.Variable `ebpf:"vigil_ring_cold_ns"`
+	VigilRingLastWakeupNs *ebpf.Variable `ebpf:"vigil_ring_last_wakeup_ns"`
 }
 
 // tcpPrograms contains all programs after they have been loaded into the kernel.
