@@ -449,10 +449,21 @@ func (e *Engine) Flush() {
 	}
 }
 
-// Run evaluates events from sub until ctx ends.
+// Run evaluates events from sub until ctx ends. It wakes for the next
+// event held in the reorder buffer and otherwise only every idleTick (to
+// expire state and flush repeat counts), so an idle engine costs no timer
+// ticks to speak of.
 func (e *Engine) Run(ctx context.Context, events <-chan event.Event) error {
-	t := time.NewTicker(tickEvery)
+	t := time.NewTimer(idleTick)
 	defer t.Stop()
+	deadline := e.now().Add(idleTick)
+	// arm moves the timer earlier when a buffered event is due sooner.
+	arm := func(now time.Time) {
+		if next := e.nextDeadline(now); next.Before(deadline) {
+			deadline = next
+			t.Reset(max(next.Sub(now), minTick))
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -464,13 +475,36 @@ func (e *Engine) Run(ctx context.Context, events <-chan event.Event) error {
 				return nil
 			}
 			e.Handle(ev)
+			arm(e.now())
 		case <-t.C:
 			e.Tick()
+			now := e.now()
+			deadline = e.nextDeadline(now)
+			t.Reset(max(deadline.Sub(now), minTick))
 		}
 	}
 }
 
-const tickEvery = 20 * time.Millisecond
+const (
+	// idleTick bounds how late state expiry and repeat-count flushes run.
+	idleTick = time.Second
+	// minTick keeps a burst of due events from spinning the timer.
+	minTick = 5 * time.Millisecond
+)
+
+// nextDeadline is when Tick must next run: when the oldest buffered event
+// leaves the reorder window, at the latest idleTick from now.
+func (e *Engine) nextDeadline(now time.Time) time.Time {
+	next := now.Add(idleTick)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.reorder.Len() > 0 {
+		if due := evTime(e.reorder.items[0].ev).Add(e.reorder.window); due.Before(next) {
+			return due
+		}
+	}
+	return next
+}
 
 // SetProcs sets the process cache used for proc.*, parent.* and ancestry.
 func (e *Engine) SetProcs(p Procs) {
