@@ -26,6 +26,10 @@ var (
 		"Time the kernel spent running the program (needs BPF stats enabled).", []string{"probe", "program"}, nil)
 	runCountDesc = prometheus.NewDesc("vigil_bpf_program_runs_total",
 		"Times the kernel ran the program (needs BPF stats enabled).", []string{"probe", "program"}, nil)
+	sweepsDesc = prometheus.NewDesc("vigil_ring_sweeps_total",
+		"Ticks of the shared 50 ms ring sweep; it stands still while every ring is quiet.", nil, nil)
+	sweepWakeupsDesc = prometheus.NewDesc("vigil_ring_sweep_wakeups_total",
+		"Times the ring sweep found records a producer held back and woke their reader.", nil, nil)
 )
 
 // SelfCollector reports the cost and health of the loaded probes at scrape
@@ -36,13 +40,15 @@ type SelfCollector struct {
 
 // Describe implements prometheus.Collector.
 func (c SelfCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{attachedDesc, receivedDesc, droppedDesc, ringUsedDesc, ringSizeDesc, mapEntriesDesc, mapMaxDesc, runTimeDesc, runCountDesc} {
+	for _, d := range []*prometheus.Desc{attachedDesc, receivedDesc, droppedDesc, ringUsedDesc, ringSizeDesc, mapEntriesDesc, mapMaxDesc, runTimeDesc, runCountDesc, sweepsDesc, sweepWakeupsDesc} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c SelfCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(sweepsDesc, prometheus.CounterValue, float64(kernel.RingSweeps()))
+	ch <- prometheus.MustNewConstMetric(sweepWakeupsDesc, prometheus.CounterValue, float64(kernel.RingSweepWakeups()))
 	for _, o := range c.Objects() {
 		for _, p := range o.Programs {
 			ch <- prometheus.MustNewConstMetric(attachedDesc, prometheus.GaugeValue, 1, o.Probe, p.Name, string(p.Hook))
