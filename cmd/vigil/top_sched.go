@@ -69,31 +69,13 @@ type schedView struct {
 }
 
 func runTopSched(o *topSchedOpts) error {
-	if o.interval < 100*time.Millisecond {
-		return fmt.Errorf("--interval %s: must be at least 100ms", o.interval)
-	}
-	if o.top < 1 {
-		return fmt.Errorf("--top %d: must be at least 1", o.top)
-	}
-	cfg, err := loadConfig(o.config)
-	if err != nil {
+	if err := checkRefresh(o.interval, "top", o.top); err != nil {
 		return err
 	}
-	pc, ok := cfg.ProbeConfigs[sched.Name].(*sched.Config)
-	if !ok {
-		return fmt.Errorf("no configuration for probe %s", sched.Name)
-	}
-	pc.Enabled = true
-	pc.ThreadStats = pc.ThreadStats || o.by == "process"
-	cfg.Log.Level = "warn"
-	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{sched.Name}})
-	if err != nil {
-		return err
-	}
-	return a.Main(func(ctx context.Context) error {
-		p, _ := a.Probe(sched.Name)
-		return topSched(ctx, p.(*sched.Probe), o)
-	})
+	return runProbeView(o.config, sched.Name, func(c *sched.Config) {
+		c.Enabled = true
+		c.ThreadStats = c.ThreadStats || o.by == "process"
+	}, func(ctx context.Context, _ *agent.Agent, p *sched.Probe) error { return topSched(ctx, p, o) })
 }
 
 func topSched(ctx context.Context, p *sched.Probe, o *topSchedOpts) error {

@@ -81,37 +81,16 @@ type syscallStatID struct {
 type syscallStatVal struct{ count, errors, totalNS uint64 }
 
 func runTopSyscalls(o *topSyscallsOpts) error {
-	if o.interval < 100*time.Millisecond {
-		return fmt.Errorf("--interval %s: must be at least 100ms", o.interval)
-	}
-	if o.top < 1 {
-		return fmt.Errorf("--top %d: must be at least 1", o.top)
-	}
-	cfg, err := loadConfig(o.config)
-	if err != nil {
+	if err := checkRefresh(o.interval, "top", o.top); err != nil {
 		return err
 	}
-	pc, ok := cfg.ProbeConfigs[syscalls.Name].(*syscalls.Config)
-	if !ok {
-		return fmt.Errorf("no configuration for probe %s", syscalls.Name)
-	}
-	pc.Enabled = true
-	if len(o.pids) > 0 {
-		pc.PIDs = o.pids
-	}
-	if err := pc.Validate(); err != nil {
-		return fmt.Errorf("top syscalls: %w", err)
-	}
-	o.cgroupRoot = pc.CgroupRoot
-	cfg.Log.Level = "warn"
-	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{syscalls.Name}})
-	if err != nil {
-		return err
-	}
-	return a.Main(func(ctx context.Context) error {
-		p, _ := a.Probe(syscalls.Name)
-		return topSyscalls(ctx, p.(*syscalls.Probe), a, o)
-	})
+	return runProbeView(o.config, syscalls.Name, func(c *syscalls.Config) {
+		c.Enabled = true
+		if len(o.pids) > 0 {
+			c.PIDs = o.pids
+		}
+		o.cgroupRoot = c.CgroupRoot
+	}, func(ctx context.Context, a *agent.Agent, p *syscalls.Probe) error { return topSyscalls(ctx, p, a, o) })
 }
 
 func topSyscalls(ctx context.Context, p *syscalls.Probe, a *agent.Agent, o *topSyscallsOpts) error {

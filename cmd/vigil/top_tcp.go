@@ -53,19 +53,11 @@ type tcpTopRow struct {
 }
 
 func runTopTCP(o *topTCPOpts) error {
-	if o.interval < 100*time.Millisecond {
-		return fmt.Errorf("--interval %s: must be at least 100ms", o.interval)
-	}
-	cfg, err := loadConfig(o.config)
-	if err != nil {
+	if err := checkRefresh(o.interval, "rows", o.rows); err != nil {
 		return err
 	}
-	cfg.Log.Level = "warn"
-	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: []string{"tcp"}})
-	if err != nil {
-		return err
-	}
-	return a.Main(func(ctx context.Context) error { return topTCP(ctx, a, o) })
+	return runProbeView(o.config, tcp.Name, func(*tcp.Config) {},
+		func(ctx context.Context, a *agent.Agent, _ *tcp.Probe) error { return topTCP(ctx, a, o) })
 }
 
 func topTCP(ctx context.Context, a *agent.Agent, o *topTCPOpts) error {
