@@ -20,10 +20,13 @@ vigil loads CO-RE eBPF programs on tracepoints, turns what the kernel reports
 into Prometheus metrics and live event streams, and keeps its own cost visible.
 
   sudo vigil run                  agent with embedded defaults on http://127.0.0.1:19400/metrics
-  sudo vigil trace exec           execs as they happen (like execsnoop)
+  sudo vigil trace exec           execs as they happen (like execsnoop); also open, tcp, fork, ...
+  sudo vigil trace alerts         alerts of the embedded event-rule pack as they fire
+  sudo vigil top sched            run-queue latency and off-CPU time; also top tcp, top syscalls
   sudo vigil features             what this kernel allows and which hook each program uses
   vigil config check FILE         validate a config file
-  vigil rules check FILE          validate metric rule files (--expand: show anomaly: as PromQL)`)
+  vigil rules check FILE          validate metric and event rule files (--expand: show anomaly: as PromQL)
+  vigil docs events               every event kind and field, as rules and traces see them`)
 	app.HelpFlag.Short('h')
 	app.Version(version.Print("vigil"))
 	app.ErrorWriter(os.Stderr)
