@@ -103,6 +103,18 @@ func registerTrace(app *kingpin.Application) {
 	}
 }
 
+// withProcessProbe adds the process probe (when enabled) to a trace of other
+// kinds: it feeds the process cache with every exec and fork, so events of
+// short-lived processes carry their executable and container. Its own
+// events are built only if the trace subscribes to them.
+func withProcessProbe(cfg *config.Config, names []string) []string {
+	const process = "process"
+	if pc, ok := cfg.ProbeConfigs[process]; !ok || !pc.IsEnabled() || slices.Contains(names, process) {
+		return names
+	}
+	return append(slices.Clone(names), process)
+}
+
 func (t tracer) probeNames() []string {
 	if len(t.probes) > 0 {
 		return t.probes
@@ -140,7 +152,7 @@ func runTrace(t tracer, o *traceOpts, extra func(event.Event) bool) error {
 			return err
 		}
 	}
-	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: t.probeNames()})
+	a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{Probes: withProcessProbe(cfg, t.probeNames())})
 	if err != nil {
 		return err
 	}

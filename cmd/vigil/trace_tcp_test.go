@@ -72,7 +72,9 @@ func TestTraceTCPJSON(t *testing.T) {
 	lines := startCmd(t, bin, "trace", "tcp", "-o", "json", "--port", strconv.Itoa(port), "--pid", strconv.Itoa(os.Getpid()))
 	time.Sleep(3 * time.Second) // attach
 
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		c, err := ln.Accept()
 		if err != nil {
 			return
@@ -88,6 +90,9 @@ func TestTraceTCPJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+	// Closing the listener before the server took the connection would
+	// reset it with data still unacknowledged.
+	<-served
 	ln.Close()
 	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		t.Fatal("dial to a closed port succeeded")

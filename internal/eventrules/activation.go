@@ -100,19 +100,12 @@ func (c *evalCtx) self() proc.Process {
 	if !c.selfDone {
 		c.selfDone = true
 		if c.procs != nil {
-			if p, ok := c.procs.Get(c.h.PID); ok && (p.StartNS == 0 || c.h.StartNS == 0 || sameStart(p.StartNS, c.h.StartNS)) {
+			if p, ok := c.procs.Get(c.h.PID); ok && p.Describes(c.h.PID, c.h.TID, c.h.StartNS, c.h.Comm) {
 				c.selfP = p
 			}
 		}
 	}
 	return c.selfP
-}
-
-// sameStart compares start times at clock-tick granularity: /proc gives them
-// in ticks, the kernel in ns.
-func sameStart(a, b uint64) bool {
-	d := int64(a/tickNS) - int64(b/tickNS)
-	return d >= -1 && d <= 1
 }
 
 func (c *evalCtx) exe() string {

@@ -73,8 +73,9 @@ func (k KernelProc) Process(pr proc.Process) event.Process {
 	p.PID, p.TID, p.PPID, p.UID, p.GID = k.PID, k.TID, k.PPID, k.UID, k.GID
 	p.Comm, p.ParentComm = cString(k.Comm[:]), cString(k.ParentComm[:])
 	p.StartNS, p.CgroupID = k.StartNS, k.CgroupID
-	// A cache entry of an earlier process with the same pid is not ours.
-	if pr.PID != k.PID || !sameStart(pr.StartNS, k.StartNS) {
+	// A cache entry of an earlier process with the same pid, or of the
+	// program before an exec the cache has not seen yet, is not ours.
+	if !pr.Describes(k.PID, k.TID, k.StartNS, p.Comm) {
 		p.Exe, p.Container, p.Runtime, p.PodUID, p.Unit = "", "", "", "", ""
 	}
 	return p
@@ -90,17 +91,6 @@ func (k KernelProc) CacheEntry() proc.Process {
 		PID: k.PID, PPID: k.PPID, StartNS: k.StartNS, UID: k.UID, GID: k.GID,
 		Comm: cString(k.Comm[:]), CgroupID: k.CgroupID,
 	}
-}
-
-// sameStart compares start times at clock-tick precision (a cache entry read
-// from /proc has its start time in 10 ms ticks), one tick either way.
-func sameStart(a, b uint64) bool {
-	const tick = 10_000_000
-	if a == 0 || b == 0 {
-		return true
-	}
-	d := int64(a/tick) - int64(b/tick)
-	return d >= -1 && d <= 1
 }
 
 func cString(b []byte) string {

@@ -624,3 +624,27 @@ func TestExecResolvesNewCgroupBetweenWalks(t *testing.T) {
 		t.Errorf("resolver did not remember the id: %+v", got)
 	}
 }
+
+// An entry describes the kernel's task only for the same pid and start time,
+// and for a main thread only while it still runs the same program.
+func TestDescribes(t *testing.T) {
+	forked := Process{PID: 100, StartNS: 5_000_000_000, Comm: "bash", Exe: "/usr/bin/bash"}
+	for _, c := range []struct {
+		name      string
+		pid, tid  uint32
+		start     uint64
+		comm      string
+		describes bool
+	}{
+		{"same process and program", 100, 100, 5_004_000_000, "bash", true},
+		{"exec not yet seen: main thread runs cp", 100, 100, 5_000_000_000, "cp", false},
+		{"a thread that named itself", 100, 101, 5_000_000_000, "worker", true},
+		{"earlier process with the same pid", 100, 100, 9_000_000_000, "bash", false},
+		{"another pid", 101, 101, 5_000_000_000, "bash", false},
+		{"start time unknown", 100, 100, 0, "bash", true},
+	} {
+		if got := forked.Describes(c.pid, c.tid, c.start, c.comm); got != c.describes {
+			t.Errorf("%s: Describes = %v, want %v", c.name, got, c.describes)
+		}
+	}
+}

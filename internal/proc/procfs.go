@@ -169,3 +169,21 @@ func splitArgs(b []byte) []string {
 		s = s[i+1:]
 	}
 }
+
+// Describes reports whether cache entry p describes a task seen by the
+// kernel now: the same process (pid and start time, one clock tick either
+// way), and for a process's main thread the same program. A main thread
+// whose comm differs from the entry's has exec'd a program the cache has not
+// heard of yet (its exec record is still on its way), so the entry's
+// executable is the previous program's. Other threads may name themselves.
+func (p Process) Describes(pid, tid uint32, startNS uint64, comm string) bool {
+	if p.PID != pid {
+		return false
+	}
+	if p.StartNS != 0 && startNS != 0 {
+		if d := int64(p.StartNS/tickNS) - int64(startNS/tickNS); d < -1 || d > 1 {
+			return false
+		}
+	}
+	return tid != pid || p.Comm == "" || comm == "" || p.Comm == comm
+}
