@@ -659,11 +659,9 @@ func (c *Conn) endMessage(s *stream) {
 		c.stats.OrphanResponses.Add(1)
 		return
 	}
-	reqSize := req.size
-	reqBody := req.body
-	if !req.done && req.contentLength >= 0 && req.headersDone {
-		reqSize, reqBody = req.hdr+req.contentLength, req.contentLength
-	}
+	// A response may end before its request's body (an early 413): the
+	// request size is what was transferred by then, not what was declared.
+	reqSize, reqBody := req.size, req.body
 	e := Exchange{
 		Role: c.role, Method: req.method, Path: req.path, Version: req.version, Host: req.host,
 		Status:      m.status,
