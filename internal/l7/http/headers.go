@@ -60,5 +60,17 @@ func splitHeader(line []byte) (name, value []byte, ok bool) {
 	if i <= 0 {
 		return nil, nil, false
 	}
-	return bytes.TrimRight(line[:i], " \t"), bytes.Trim(line[i+1:], " \t"), true
+	return trimSpace(line[:i]), trimSpace(line[i+1:]), true
+}
+
+// trimSpace drops spaces and tabs at both ends (bytes.Trim with a cutset
+// builds a set on every call; this is on the per-header path).
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }

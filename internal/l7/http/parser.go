@@ -205,9 +205,6 @@ func NewConn(cfg Config, stats *Stats) *Conn {
 	lc := max(cfg.MaxHeaderBytes, minLineBytes)
 	c := &Conn{cfg: cfg, lineCap: lc, stats: stats}
 	c.req.request = true
-	c.req.line = make([]byte, 0, lc)
-	c.resp.line = make([]byte, 0, lc)
-	c.pending = make([]*message, cfg.MaxInFlight)
 	return c
 }
 
@@ -285,6 +282,17 @@ func (c *Conn) feed(s *stream, data []byte, gap int64, ts int64) {
 		var n int
 		switch s.state {
 		case stStart:
+			if !s.seen && len(s.line) == 0 {
+				// judge the first bytes before buffering anything
+				p := data[:min(len(data), 16)]
+				if i := bytes.IndexAny(p, "\r\n"); i >= 0 {
+					p = p[:i]
+				}
+				if !c.prefixOK(s, p) {
+					c.reject()
+					return
+				}
+			}
 			if s.m == nil {
 				c.begin(s, ts)
 			}
@@ -355,6 +363,9 @@ func (c *Conn) readLine(s *stream, data []byte) (int, bool) {
 	n := len(data)
 	if i >= 0 {
 		n = i + 1
+	}
+	if s.line == nil { // allocated on first use: most rejected connections never need it
+		s.line = make([]byte, 0, c.lineCap)
 	}
 	take := min(n, c.lineCap-len(s.line))
 	if take < n && !s.lineOver {
@@ -680,6 +691,9 @@ func (c *Conn) endMessage(s *stream) {
 
 func (c *Conn) push(m *message) {
 	m.pushed = true
+	if c.pending == nil {
+		c.pending = make([]*message, c.cfg.MaxInFlight)
+	}
 	if c.n == len(c.pending) {
 		c.stats.InFlightDropped.Add(1)
 		return
@@ -755,7 +769,7 @@ func parseChunkSize(line []byte) (int64, bool) {
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
 	}
-	line = bytes.TrimRight(line, " \t")
+	line = trimSpace(line)
 	if len(line) == 0 || len(line) > 15 {
 		return 0, false
 	}
