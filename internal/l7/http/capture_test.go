@@ -131,6 +131,7 @@ type seen struct {
 	status       int
 	reqBody      int64
 	respBody     int64
+	start, end   int64 // client clock around the request, for duration bounds
 }
 
 func doRequests(t *testing.T, base string, reqs []seen) []seen {
@@ -154,6 +155,7 @@ func doRequests(t *testing.T, base string, reqs []seen) []seen {
 		if q.reqBody > 0 {
 			req.Header.Set("Expect", "100-continue")
 		}
+		start := time.Now().UnixNano()
 		resp, err := cl.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -163,7 +165,7 @@ func doRequests(t *testing.T, base string, reqs []seen) []seen {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, seen{q.method, q.path, resp.StatusCode, q.reqBody, n})
+		got = append(got, seen{q.method, q.path, resp.StatusCode, q.reqBody, n, start, time.Now().UnixNano()})
 	}
 	return got
 }
@@ -176,7 +178,8 @@ func compareSeen(t *testing.T, name string, client []seen, ex []Exchange, role R
 	for i, c := range client {
 		e := ex[i]
 		if e.Role != role || e.Method != c.method || e.Path != c.path || e.Status != c.status ||
-			e.RequestBodySize != c.reqBody || e.ResponseBodySize != c.respBody || e.Truncated || e.End < e.Start {
+			e.RequestBodySize != c.reqBody || e.ResponseBodySize != c.respBody || e.Truncated || e.End < e.Start ||
+			e.Start < c.start || e.End > c.end {
 			t.Fatalf("%s: exchange %d = %+v, client saw %+v", name, i, e, c)
 		}
 		if strings.Contains(fmt.Sprintf("%+v", e), "secret") {
