@@ -12,7 +12,8 @@ import (
 )
 
 // Debian's nginx behind the recording proxy: static files, 301, 404, 500,
-// HEAD, a 2 MB file, keep-alive, and an upload with Expect: 100-continue.
+// HEAD, a 2 MB file, keep-alive. (Uploads are in the Go server test: nginx's
+// "return" answers before reading a body, so its request size is racy.)
 func TestRecordedNginx(t *testing.T) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -49,7 +50,6 @@ http {
 		listen %[2]s;
 		root %[3]s;
 		location = /fail { return 500; }
-		location = /upload { client_max_body_size 1m; return 200 "ok"; }
 	}
 }
 `, dir, addr, root)
@@ -76,10 +76,10 @@ http {
 	reqs := []seen{
 		{method: "GET", path: "/one.html"}, {method: "GET", path: "/sub"}, {method: "GET", path: "/sub/"},
 		{method: "GET", path: "/missing"}, {method: "GET", path: "/fail"}, {method: "HEAD", path: "/two.bin"},
-		{method: "GET", path: "/two.bin"}, {method: "POST", path: "/upload", reqBody: 3000}, {method: "GET", path: "/one.html"},
+		{method: "GET", path: "/two.bin"}, {method: "GET", path: "/one.html"},
 	}
 	client := doRequests(t, "http://"+rec.ln.Addr().String(), reqs)
-	want := []int{200, 301, 200, 404, 500, 200, 200, 200, 200}
+	want := []int{200, 301, 200, 404, 500, 200, 200, 200}
 	for i, c := range client {
 		if c.status != want[i] {
 			t.Fatalf("nginx answered %d to %s, the test expects %d", c.status, c.path, want[i])
