@@ -32,11 +32,14 @@ func (s *stream) all() []*ConnData {
 	return append([]*ConnData(nil), s.evs...)
 }
 
-// startProbe runs the probe for this process only and collects its events.
+// startProbe runs the probe for cfg.PIDs (none: this process only) and
+// collects its events.
 func startProbe(t *testing.T, cfg *Config) (*Probe, *stream) {
 	t.Helper()
 	cfg.Enabled, cfg.ExcludeSelf = true, false
-	cfg.PIDs = []uint32{uint32(os.Getpid())}
+	if len(cfg.PIDs) == 0 {
+		cfg.PIDs = []uint32{uint32(os.Getpid())}
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
