@@ -34,7 +34,7 @@ func (s *stream) all() []*ConnData {
 
 // startProbe runs the probe for cfg.PIDs (none: this process only) and
 // collects its events.
-func startProbe(t *testing.T, cfg *Config) (*Probe, *stream) {
+func startProbe(t testing.TB, cfg *Config) (*Probe, *stream) {
 	t.Helper()
 	cfg.Enabled, cfg.ExcludeSelf = true, false
 	if len(cfg.PIDs) == 0 {

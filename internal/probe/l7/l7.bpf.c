@@ -12,9 +12,9 @@
  *
  * A connection is keyed by (tgid, fd) and carries a generation drawn from a
  * global counter when it is learnt, so a reused fd number never continues
- * an older connection's stream; the socket pointer is checked again at each
- * data syscall, so an fd replaced behind the probe's back (dup2 over it)
- * captures nothing.
+ * an older connection's stream; the fd's file is checked again at the exit
+ * of each data syscall that transferred bytes, so an fd replaced behind the
+ * probe's back (dup2 over it, closed by exec) captures nothing.
  */
 #include "vigil.h"
 #include "vigil_ring.h"
@@ -62,7 +62,7 @@ struct conn_key {
 
 struct conn_info {
 	__u64 generation;
-	__u64 sk;
+	__u64 file; /* the struct file learnt: a data call on another is not ours */
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u16 sport;
@@ -167,24 +167,34 @@ static __always_inline void count(__u32 idx)
 		(*n)++;
 }
 
-static __always_inline struct sock *fd_to_sk(int fd)
+/* fd_file returns the current task's open file at fd (NULL if none). */
+static __always_inline struct file *fd_file(int fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file **fds, *f = NULL;
-	struct socket *sock;
 
 	if (fd < 0 || fd > 1 << 20)
 		return NULL;
 	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
 		return NULL;
-	/* Only sockets have socket_file_ops; a TCP socket's private_data is
-	 * its struct socket, checked below through sk's own fields. */
+	return f;
+}
+
+/* file_sk returns the socket behind f, or NULL when f is not a socket. */
+static __always_inline struct sock *file_sk(struct file *f)
+{
+	struct socket *sock;
+
+	if (!f)
+		return NULL;
 	sock = BPF_CORE_READ(f, private_data);
 	if (!sock)
 		return NULL;
+	/* A socket's file and struct socket point at each other; another
+	 * file's private_data does not point back. */
 	if (BPF_CORE_READ(sock, file) != f)
-		return NULL; /* private_data of a non-socket file */
+		return NULL;
 	return BPF_CORE_READ(sock, sk);
 }
 
@@ -200,12 +210,14 @@ static __always_inline void learn(int fd, __u8 role)
 {
 	struct conn_key key = {.tgid = current_pid(), .fd = fd};
 	struct conn_info ci = {};
+	struct file *f;
 	struct sock *sk;
 	__u16 family;
 
 	if (!wanted_process(key.tgid))
 		return;
-	sk = fd_to_sk(fd);
+	f = fd_file(fd);
+	sk = file_sk(f);
 	if (!sk)
 		return;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
@@ -223,7 +235,7 @@ static __always_inline void learn(int fd, __u8 role)
 	ci.family = family;
 	ci.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	ci.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	ci.sk = (__u64)sk;
+	ci.file = (__u64)f;
 	ci.role = role;
 	ci.generation = __sync_fetch_and_add(&next_generation, 1) + 1;
 	if (bpf_map_lookup_elem(&conns, &key))
@@ -297,11 +309,6 @@ static __always_inline int data_enter(struct syscall_enter_ctx *ctx, __u8 sc, __
 	ci = bpf_map_lookup_elem(&conns, &key);
 	if (!ci)
 		return 0;
-	if ((__u64)fd_to_sk(key.fd) != ci->sk) {
-		count(C_STALE_FD);
-		bpf_map_delete_elem(&conns, &key);
-		return 0;
-	}
 	c.buf = ctx->args[1];
 	c.iovcnt = kind == BUF_IOV ? ctx->args[2] : 0;
 	c.fd = key.fd;
@@ -357,6 +364,14 @@ static __always_inline int data_exit(struct syscall_exit_ctx *ctx)
 	ci = bpf_map_lookup_elem(&conns, &key);
 	if (!ci || ci->generation != c.generation)
 		return 0; /* closed meanwhile by another thread */
+	/* close() is not the only way an fd changes: dup2 over it, or exec
+	 * closing it (O_CLOEXEC). Check the fd still holds the learnt file,
+	 * here rather than at enter, so calls that fail (EAGAIN) skip it. */
+	if ((__u64)fd_file(c.fd) != ci->file) {
+		count(C_STALE_FD);
+		bpf_map_delete_elem(&conns, &key);
+		return 0;
+	}
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;

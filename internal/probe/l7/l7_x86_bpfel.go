@@ -48,7 +48,7 @@ type l7ConnData struct {
 type l7ConnInfo struct {
 	_          structs.HostLayout
 	Generation uint64
-	Sk         uint64
+	File       uint64
 	Saddr      [16]uint8
 	Daddr      [16]uint8
 	Sport      uint16
