@@ -24,7 +24,7 @@ type Counters struct {
 	Closed    uint64 // forgotten at close()
 	Replaced  uint64 // learnt over a live entry of the same (pid, fd)
 	StaleFD   uint64 // a tracked fd found pointing at another file, forgotten
-	CallsFull uint64 // data syscalls not captured: in-flight table full
+	CallsFull uint64 // data syscalls not captured: no task storage for the call
 	Truncated uint64 // records with fewer bytes captured than transferred
 	Live      uint64 // connections in the table now
 	// Evicted is what the LRU table dropped to make room: learnt minus
@@ -72,7 +72,7 @@ var (
 		"Tracked connections removed, by reason: closed, evicted (the table was full: raise max_connections), replaced (the fd was reused unseen), stale_fd (the fd now names another file).",
 		[]string{"reason"}, nil)
 	missedDesc = prometheus.NewDesc("vigil_l7_calls_missed_total",
-		"Reads and writes on tracked connections not captured because the in-flight call table was full.", nil, nil)
+		"Reads and writes on tracked connections not captured because the kernel could not allocate the thread's call state (task storage).", nil, nil)
 	truncDesc = prometheus.NewDesc("vigil_l7_records_truncated_total",
 		"conn_data records with fewer bytes captured than the syscall transferred (max_capture_bytes).", nil, nil)
 )

@@ -451,3 +451,45 @@ func TestConnectionBoundKernel(t *testing.T) {
 		t.Fatalf("counters %+v: want %d learnt, at most 16 live, the rest evicted", n, 2*conns)
 	}
 }
+
+// TestDupOverTrackedFDKernel: dup2 of a pipe over a tracked socket's fd
+// (no close() seen) must not stream the pipe's bytes as the connection's.
+func TestDupOverTrackedFDKernel(t *testing.T) {
+	p, s := startProbe(t, DefaultConfig())
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, server := pair(t, ln)
+	defer server.Close()
+	cfd := connFD(t, client)
+	if _, err := client.Write([]byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	waitEvents(t, s, "the write before dup2", func(evs []*ConnData) bool { return len(evs) == 1 })
+	var fds [2]int
+	if err := syscall.Pipe(fds[:]); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	if err := unix.Dup3(fds[1], int(cfd), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syscall.Write(int(cfd), []byte("pipe bytes")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if evs := s.all(); len(evs) != 1 || string(evs[0].Data) != "before" {
+		t.Fatalf("%d events (last %q), want only the write before dup2", len(evs), evs[len(evs)-1].Data)
+	}
+	n, err := p.ReadCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.StaleFD != 1 || n.Live != 1 {
+		t.Fatalf("counters %+v: want 1 stale fd and the server side still live", n)
+	}
+	_ = client.Close() // closes the pipe's duplicate
+}

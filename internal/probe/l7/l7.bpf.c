@@ -43,7 +43,7 @@ enum {
 	C_CONN_CLOSE,	   /* connections forgotten at close() */
 	C_CONN_REPLACED,   /* learnt over a live entry (fd reused unseen) */
 	C_STALE_FD,	   /* fd no longer the learnt socket */
-	C_CALLS_FULL,	   /* in-flight call table full */
+	C_CALLS_FULL,	   /* no task storage for the call in flight (out of memory) */
 	C_TRUNCATED,	   /* records with fewer bytes than transferred */
 	C_MAX,
 };
@@ -125,10 +125,12 @@ struct {
 	__type(value, struct conn_info);
 } conns SEC(".maps");
 
+/* The call in flight of each thread, in task storage: no table to fill
+ * and no hash update per call. call.fd == 0 with call.dir == 0: none. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); /* tid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct call);
 } calls SEC(".maps");
 
@@ -302,22 +304,24 @@ static __always_inline int data_enter(struct syscall_enter_ctx *ctx, __u8 sc, __
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = {.tgid = id >> 32, .fd = ctx->args[0]};
-	__u32 tid = (__u32)id;
 	struct conn_info *ci;
-	struct call c = {};
+	struct call *cp;
 
 	ci = bpf_map_lookup_elem(&conns, &key);
 	if (!ci)
 		return 0;
-	c.buf = ctx->args[1];
-	c.iovcnt = kind == BUF_IOV ? ctx->args[2] : 0;
-	c.fd = key.fd;
-	c.generation = ci->generation;
-	c.dir = dir;
-	c.buf_kind = kind;
-	c.syscall = sc;
-	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
+	cp = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!cp) {
 		count(C_CALLS_FULL);
+		return 0;
+	}
+	cp->buf = ctx->args[1];
+	cp->iovcnt = kind == BUF_IOV ? ctx->args[2] : 0;
+	cp->fd = key.fd;
+	cp->generation = ci->generation;
+	cp->dir = dir;
+	cp->buf_kind = kind;
+	cp->syscall = sc;
 	return 0;
 }
 
@@ -345,7 +349,7 @@ struct iov {
 static __always_inline int data_exit(struct syscall_exit_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id, zero = 0;
+	__u32 zero = 0;
 	struct conn_key key = {.tgid = id >> 32};
 	struct conn_info *ci;
 	struct scratch *s;
@@ -353,11 +357,11 @@ static __always_inline int data_exit(struct syscall_exit_ctx *ctx)
 	__u32 want, off = 0;
 	__s64 ret = ctx->ret;
 
-	cp = bpf_map_lookup_elem(&calls, &tid);
-	if (!cp)
+	cp = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+	if (!cp || !cp->dir)
 		return 0;
 	c = *cp;
-	bpf_map_delete_elem(&calls, &tid);
+	cp->dir = 0;
 	if (ret <= 0)
 		return 0;
 	key.fd = c.fd;
