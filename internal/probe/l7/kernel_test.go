@@ -94,7 +94,7 @@ func pair(t *testing.T, ln net.Listener) (client, server net.Conn) {
 		}
 		acc <- c
 	}()
-	client, err := net.Dial("tcp4", ln.Addr().String())
+	client, err := net.Dial(ln.Addr().Network(), ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,4 +492,35 @@ func TestDupOverTrackedFDKernel(t *testing.T) {
 		t.Fatalf("counters %+v: want 1 stale fd and the server side still live", n)
 	}
 	_ = client.Close() // closes the pipe's duplicate
+}
+
+// TestIPv6Kernel: an IPv6 loopback connection carries its addresses.
+func TestIPv6Kernel(t *testing.T) {
+	_, s := startProbe(t, DefaultConfig())
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("skipped: no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	client, server := pair(t, ln)
+	defer client.Close()
+	defer server.Close()
+	if _, err := client.Write([]byte("six")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(server, make([]byte, 3)); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitEvents(t, s, "both ends", func(evs []*ConnData) bool { return len(evs) == 2 })
+	srv := uint16(ln.Addr().(*net.TCPAddr).Port)
+	cli := uint16(client.LocalAddr().(*net.TCPAddr).Port)
+	for _, e := range evs {
+		lport, rport := cli, srv
+		if e.Role == "server" {
+			lport, rport = srv, cli
+		}
+		if e.Family != "ipv6" || e.SAddr != "::1" || e.DAddr != "::1" || e.SPort != lport || e.DPort != rport || string(e.Data) != "six" {
+			t.Errorf("event %s %s %s [%s]:%d -> [%s]:%d %q", e.Role, e.Direction, e.Family, e.SAddr, e.SPort, e.DAddr, e.DPort, e.Data)
+		}
+	}
 }
