@@ -1,7 +1,9 @@
 package l7
 
 import (
+	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"syscall"
@@ -11,6 +13,9 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/testutil"
 )
 
@@ -133,5 +138,27 @@ func BenchmarkUntrackedSyscall(b *testing.B) {
 	// is the mean over all of them, which are untracked as well.
 	if calls := float64(n-n0) / 2; calls > 0 {
 		b.ReportMetric(float64(d-d0)/calls, "bpf-ns/syscall")
+	}
+}
+
+// BenchmarkHandle is the user-space cost of one 256-byte record: decode,
+// base64, event construction and publication to a subscriber.
+func BenchmarkHandle(b *testing.B) {
+	bus := event.NewBus()
+	sub := bus.Subscribe("bench", 1<<20, KindConnData)
+	go func() {
+		for range sub.C() {
+		}
+	}()
+	p := New(DefaultConfig())
+	p.Clock = kernel.NewClock()
+	p.Env = &probe.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Bus: bus}
+	h := l7ConnData{Generation: 1, Fd: 5, Len: 1000, Captured: 256, Dir: dirRead, Role: roleServer, Syscall: 1, Family: afInet, Sport: 80, Dport: 40000}
+	rec := rawRecord(h, bytes.Repeat([]byte("x"), 256))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.handle(rec); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

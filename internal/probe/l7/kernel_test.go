@@ -524,3 +524,58 @@ func TestIPv6Kernel(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptureLimitKernel: at max_capture_bytes 4096 a writev of two 3000-byte
+// buffers is captured up to the limit across the iovec boundary, and 17
+// iovecs are copied from the first 16 only.
+func TestCaptureLimitKernel(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxCaptureBytes = MaxCaptureLimit
+	_, s := startProbe(t, cfg)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, server := pair(t, ln)
+	defer client.Close()
+	defer server.Close()
+	a, b := bytes.Repeat([]byte("A"), 3000), bytes.Repeat([]byte("b"), 3000)
+	bufs := net.Buffers{a, b}
+	if _, err := bufs.WriteTo(client); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(server, make([]byte, 6000)); err != nil {
+		t.Fatal(err)
+	}
+	var small net.Buffers
+	var want []byte
+	for i := 0; i < 17; i++ {
+		small = append(small, []byte{byte('a' + i)})
+		want = append(want, byte('a'+i))
+	}
+	if _, err := small.WriteTo(client); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitEvents(t, s, "two writev", func(evs []*ConnData) bool {
+		n := 0
+		for _, e := range evs {
+			if e.Syscall == "writev" {
+				n++
+			}
+		}
+		return n == 2
+	})
+	var wv []*ConnData
+	for _, e := range evs {
+		if e.Syscall == "writev" {
+			wv = append(wv, e)
+		}
+	}
+	if e := wv[0]; e.Length != 6000 || e.Captured != 4096 || !e.Truncated || !bytes.Equal(e.Data, append(a, b[:1096]...)) {
+		t.Errorf("big writev: length %d captured %d truncated %v", e.Length, e.Captured, e.Truncated)
+	}
+	if e := wv[1]; e.Length != 17 || e.Captured != 16 || !e.Truncated || string(e.Data) != string(want[:16]) {
+		t.Errorf("17-iovec writev: length %d captured %d truncated %v %q", e.Length, e.Captured, e.Truncated, e.Data)
+	}
+}
