@@ -52,9 +52,6 @@ enum {
 volatile const __u32 max_capture_bytes = 256;
 volatile const bool filter_pids = false;
 volatile const __u32 self_tgid = 0;
-/* Wake the reader once this many bytes wait (bursts of large records), as
- * well as after a quiet spell (vigil_ring.h). */
-volatile const __u64 ring_wakeup_bytes = 65536;
 
 __u64 next_generation = 0;
 
@@ -443,7 +440,7 @@ out:
 	__builtin_memcpy(s->hdr.daddr, ci->daddr, 16);
 	if (off < ret)
 		count(C_TRUNCATED);
-	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + size_bound(off), vigil_ring_flags(&events, ring_wakeup_bytes)))
+	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + size_bound(off), vigil_ring_flags(&events, 0)))
 		count_drop();
 	return 0;
 }

@@ -143,7 +143,6 @@ func (p *Probe) Start(env *probe.Env) error {
 			"max_capture_bytes": p.cfg.MaxCaptureBytes,
 			"filter_pids":       len(p.cfg.PIDs) > 0,
 			"self_tgid":         self,
-			"ring_wakeup_bytes": uint64(min(p.cfg.RingbufSize/64, 65536)),
 		},
 		MapSizes: map[string]uint32{
 			"events": p.cfg.RingbufSize,

@@ -125,7 +125,6 @@ const (
 	l7VarFilterPids            = "filter_pids"
 	l7VarMaxCaptureBytes       = "max_capture_bytes"
 	l7VarNextGeneration        = "next_generation"
-	l7VarRingWakeupBytes       = "ring_wakeup_bytes"
 	l7VarSelfTgid              = "self_tgid"
 	l7VarVigilRingColdNs       = "vigil_ring_cold_ns"
 	l7VarVigilRingLastWakeupNs = "vigil_ring_last_wakeup_ns"
@@ -217,7 +216,6 @@ type l7VariableSpecs struct {
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	MaxCaptureBytes       *ebpf.VariableSpec `ebpf:"max_capture_bytes"`
 	NextGeneration        *ebpf.VariableSpec `ebpf:"next_generation"`
-	RingWakeupBytes       *ebpf.VariableSpec `ebpf:"ring_wakeup_bytes"`
 	SelfTgid              *ebpf.VariableSpec `ebpf:"self_tgid"`
 	VigilRingColdNs       *ebpf.VariableSpec `ebpf:"vigil_ring_cold_ns"`
 	VigilRingLastWakeupNs *ebpf.VariableSpec `ebpf:"vigil_ring_last_wakeup_ns"`
@@ -273,7 +271,6 @@ type l7Variables struct {
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	MaxCaptureBytes       *ebpf.Variable `ebpf:"max_capture_bytes"`
 	NextGeneration        *ebpf.Variable `ebpf:"next_generation"`
-	RingWakeupBytes       *ebpf.Variable `ebpf:"ring_wakeup_bytes"`
 	SelfTgid              *ebpf.Variable `ebpf:"self_tgid"`
 	VigilRingColdNs       *ebpf.Variable `ebpf:"vigil_ring_cold_ns"`
 	VigilRingLastWakeupNs *ebpf.Variable `ebpf:"vigil_ring_last_wakeup_ns"`
