@@ -134,8 +134,10 @@ struct {
 	__type(value, struct call);
 } calls SEC(".maps");
 
+/* LRU: a thread that dies inside connect() leaves its entry behind, and a
+ * full plain hash would then refuse every later connect silently. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32); /* tid */
 	__type(value, struct pending_connect);
