@@ -21,14 +21,15 @@ const (
 // Counters are the kernel's totals since the probe started.
 type Counters struct {
 	Learnt    uint64 // connections learnt from connect/accept
+	Seeded    uint64 // open at start, seeded from /proc
 	Closed    uint64 // forgotten at close()
 	Replaced  uint64 // learnt over a live entry of the same (pid, fd)
 	StaleFD   uint64 // a tracked fd found pointing at another file, forgotten
 	CallsFull uint64 // data syscalls not captured: no task storage for the call
 	Truncated uint64 // records with fewer bytes captured than transferred
 	Live      uint64 // connections in the table now
-	// Evicted is what the LRU table dropped to make room: learnt minus
-	// every other way out minus those still there.
+	// Evicted is what the LRU table dropped to make room: learnt and
+	// seeded minus every other way out minus those still there.
 	Evicted uint64
 }
 
@@ -56,16 +57,17 @@ func (p *Probe) ReadCounters() (Counters, error) {
 	if err := it.Err(); err != nil && !errors.Is(err, ebpf.ErrIterationAborted) {
 		return c, err
 	}
+	c.Seeded = p.seeded
 	out := c.Closed + c.Replaced + c.StaleFD + c.Live
-	if c.Learnt > out {
-		c.Evicted = c.Learnt - out
+	if in := c.Learnt + c.Seeded; in > out {
+		c.Evicted = in - out
 	}
 	return c, nil
 }
 
 var (
 	connsDesc = prometheus.NewDesc("vigil_l7_connections_total",
-		"TCP connections the connection-stream probe learnt from connect and accept.", nil, nil)
+		"TCP connections the connection-stream probe learnt from connect and accept (source=\"syscall\"), or found open at start in /proc (source=\"seeded\").", []string{"source"}, nil)
 	liveDesc = prometheus.NewDesc("vigil_l7_connections",
 		"TCP connections tracked now (bounded by max_connections).", nil, nil)
 	goneDesc = prometheus.NewDesc("vigil_l7_connections_removed_total",
@@ -91,7 +93,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.p.Env.Log.Warn("reading l7 counters", "err", err)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.CounterValue, float64(n.Learnt))
+	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.CounterValue, float64(n.Learnt), "syscall")
+	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.CounterValue, float64(n.Seeded), "seeded")
 	ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(n.Live))
 	for _, r := range []struct {
 		reason string

@@ -85,6 +85,7 @@ func decodeRecord(b []byte) (record, error) {
 	e.Length = uint64(h.Len)
 	e.Captured = h.Captured
 	e.Truncated = h.Flags&flagTruncated != 0
+	e.Seeded = h.Flags&flagSeeded != 0
 	e.Data = append([]byte(nil), b[headSize:headSize+int(h.Captured)]...)
 	e.DataB64 = encodeData(e.Data)
 	return r, nil

@@ -114,3 +114,19 @@ func TestProgramsUseTracepointsOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHexAddr(t *testing.T) {
+	a, port, ok := parseHexAddr("0100007F:1F90")
+	if !ok || port != 8080 || !bytes.Equal(a[:4], []byte{127, 0, 0, 1}) {
+		t.Errorf("ipv4: %v %d %v", a, port, ok)
+	}
+	a, port, ok = parseHexAddr("00000000000000000000000001000000:0050")
+	if !ok || port != 80 || a != [16]byte{15: 1} {
+		t.Errorf("ipv6: %v %d %v", a, port, ok)
+	}
+	for _, bad := range []string{"", "0100007F", "0100007G:1F90", "0100007F:XYZ", "01007F:1F90"} {
+		if _, _, ok := parseHexAddr(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}

@@ -579,3 +579,44 @@ func TestCaptureLimitKernel(t *testing.T) {
 		t.Errorf("17-iovec writev: length %d captured %d truncated %v %q", e.Length, e.Captured, e.Truncated, e.Data)
 	}
 }
+
+// TestSeededKernel: a connection open before the probe starts is seeded
+// from /proc, marked, and streamed with the right roles and ports.
+func TestSeededKernel(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, server := pair(t, ln)
+	defer client.Close()
+	defer server.Close()
+	p, s := startProbe(t, DefaultConfig())
+	if _, err := client.Write([]byte("old conn")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(server, make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitEvents(t, s, "both ends", func(evs []*ConnData) bool { return len(evs) == 2 })
+	srv := uint16(ln.Addr().(*net.TCPAddr).Port)
+	cli := uint16(client.LocalAddr().(*net.TCPAddr).Port)
+	want := map[uint32]struct {
+		role, dir    string
+		lport, rport uint16
+	}{connFD(t, client): {"client", "write", cli, srv}, connFD(t, server): {"server", "read", srv, cli}}
+	for _, e := range evs {
+		w, ok := want[e.Conn.FD]
+		if !ok || !e.Seeded || e.Conn.Generation&seededGenBit == 0 || e.Role != w.role || e.Direction != w.dir ||
+			e.SPort != w.lport || e.DPort != w.rport || e.SAddr != "127.0.0.1" || string(e.Data) != "old conn" {
+			t.Errorf("event fd %d gen %#x seeded %v %s %s %d->%d %q", e.Conn.FD, e.Conn.Generation, e.Seeded, e.Role, e.Direction, e.SPort, e.DPort, e.Data)
+		}
+	}
+	n, err := p.ReadCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Seeded != 2 || n.Learnt != 0 || n.Live != 2 || n.Evicted != 0 {
+		t.Fatalf("counters %+v: want 2 seeded, 2 live", n)
+	}
+}

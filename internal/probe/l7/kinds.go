@@ -40,6 +40,9 @@ type ConnData struct {
 	Length    uint64 `json:"length" doc:"bytes the syscall transferred (its return value)"`
 	Captured  uint32 `json:"captured" doc:"bytes captured from the start of the buffer (at most max_capture_bytes)"`
 	Truncated bool   `json:"truncated" doc:"fewer bytes captured than transferred"`
+	// Seeded connections were open before the probe started (found in
+	// /proc); earlier bytes of their stream were not seen.
+	Seeded bool `json:"seeded" doc:"the connection was open before the probe started (role guessed from listening ports; earlier bytes unseen)"`
 	// DataB64 is Data in base64 (4096 captured bytes at most: 5464 characters).
 	DataB64 string `json:"data" maxbytes:"5464" doc:"captured bytes, base64 encoded"`
 	// Data are the captured bytes (not shown; DataB64 is their outside form).

@@ -36,6 +36,7 @@ enum { ROLE_CLIENT = 1, ROLE_SERVER = 2 };
 enum { BUF_PLAIN = 0, BUF_IOV = 1, BUF_MSG = 2 };
 enum { SC_READ = 1, SC_READV, SC_RECVFROM, SC_RECVMSG, SC_WRITE, SC_WRITEV, SC_SENDTO, SC_SENDMSG };
 #define F_TRUNCATED 1
+#define F_SEEDED 2 /* conn_info and record: open before the probe started, seeded by user space */
 
 /* Counters (index into the per-CPU "counters" array). */
 enum {
@@ -69,7 +70,7 @@ struct conn_info {
 	__u16 dport;
 	__u16 family;
 	__u8 role;
-	__u8 pad;
+	__u8 flags; /* F_SEEDED */
 };
 
 /* A data syscall between enter and exit. */
@@ -202,6 +203,16 @@ static __always_inline struct sock *file_sk(struct file *f)
 	return BPF_CORE_READ(sock, sk);
 }
 
+/* tcp_sk returns f's socket when it is a TCP socket, else NULL. */
+static __always_inline struct sock *tcp_sk(struct file *f)
+{
+	struct sock *sk = file_sk(f);
+
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return NULL;
+	return sk;
+}
+
 static __always_inline bool wanted_process(__u32 tgid)
 {
 	if (self_tgid && tgid == self_tgid)
@@ -221,10 +232,8 @@ static __always_inline void learn(int fd, __u8 role)
 	if (!wanted_process(key.tgid))
 		return;
 	f = fd_file(fd);
-	sk = file_sk(f);
+	sk = tcp_sk(f);
 	if (!sk)
-		return;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family == AF_INET) {
@@ -357,6 +366,7 @@ static __always_inline int data_exit(struct syscall_exit_ctx *ctx)
 	struct scratch *s;
 	struct call *cp, c;
 	__u32 want, off = 0;
+	__u64 f;
 	__s64 ret = ctx->ret;
 
 	cp = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
@@ -373,7 +383,12 @@ static __always_inline int data_exit(struct syscall_exit_ctx *ctx)
 	/* close() is not the only way an fd changes: dup2 over it, or exec
 	 * closing it (O_CLOEXEC). Check the fd still holds the learnt file,
 	 * here rather than at enter, so calls that fail (EAGAIN) skip it. */
-	if ((__u64)fd_file(c.fd) != ci->file) {
+	f = (__u64)fd_file(c.fd);
+	/* Seeded from /proc: adopt the file at first use if it is (still) a
+	 * TCP socket; the fd may have been closed and reused meanwhile. */
+	if (!ci->file && tcp_sk((struct file *)f))
+		ci->file = f;
+	if (f != ci->file) {
 		count(C_STALE_FD);
 		bpf_map_delete_elem(&conns, &key);
 		return 0;
@@ -432,7 +447,7 @@ out:
 	s->hdr.captured = off;
 	s->hdr.dir = c.dir;
 	s->hdr.role = ci->role;
-	s->hdr.flags = off < ret ? F_TRUNCATED : 0;
+	s->hdr.flags = (off < ret ? F_TRUNCATED : 0) | (ci->flags & F_SEEDED);
 	s->hdr.syscall = c.syscall;
 	s->hdr.family = ci->family;
 	s->hdr.sport = ci->sport;

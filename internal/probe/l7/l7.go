@@ -113,8 +113,9 @@ func Programs() []kernel.ProgramDef {
 // Probe is the running connection-stream probe.
 type Probe struct {
 	probe.Base
-	cfg  *Config
-	maps readMaps
+	cfg    *Config
+	maps   readMaps
+	seeded uint64 // connections seeded from /proc at start
 }
 
 // readMaps are the maps user space reads or fills.
@@ -167,6 +168,13 @@ func (p *Probe) Start(env *probe.Env) error {
 			return fmt.Errorf("%s: pid filter: %w", Name, err)
 		}
 	}
+	// Connections open before now: seeded after the programs are attached,
+	// so one opened meanwhile is learnt by the kernel (which then wins).
+	n, err := p.seed("/proc", self)
+	if err != nil {
+		env.Log.Warn("l7: seeding open connections from /proc", "err", err)
+	}
+	p.seeded = uint64(n)
 	p.Register(&collector{p: p})
 	return nil
 }

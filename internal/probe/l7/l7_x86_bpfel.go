@@ -55,7 +55,7 @@ type l7ConnInfo struct {
 	Dport      uint16
 	Family     uint16
 	Role       uint8
-	Pad        uint8
+	Flags      uint8
 }
 
 type l7ConnKey struct {
