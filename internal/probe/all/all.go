@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/vigilproject/vigil/internal/probe/l7"       // TCP connection data (L7 parsers' input)
 	_ "github.com/vigilproject/vigil/internal/probe/open"     // file opens
 	_ "github.com/vigilproject/vigil/internal/probe/process"  // process lifecycle
 	_ "github.com/vigilproject/vigil/internal/probe/sched"    // run-queue latency, off-CPU time by reason
