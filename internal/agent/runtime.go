@@ -16,7 +16,9 @@ import (
 	"github.com/vigilproject/vigil/internal/config"
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/eventrules"
+	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/rules"
+	"github.com/vigilproject/vigil/internal/schema"
 	"github.com/vigilproject/vigil/internal/server"
 )
 
@@ -331,17 +333,18 @@ func (a *Agent) Losses(sub *event.Subscription) []Loss {
 		if o == nil {
 			continue
 		}
+		// A view counts only the probes whose events it shows (a trace
+		// of opens also runs the process probe, to feed the cache).
+		if sub != nil && !a.feeds(a.names[i], sub) {
+			continue
+		}
 		if n, err := o.Dropped(); err == nil && n > 0 {
 			out = append(out, Loss{Probe: a.names[i], Reason: LossRingFull, Count: n})
 		}
 	}
 	if sub != nil {
 		if n := sub.Lost.Load(); n > 0 {
-			who := sub.Name()
-			if len(a.names) == 1 {
-				who = a.names[0]
-			}
-			out = append(out, Loss{Probe: who, Reason: LossQueueFull, Count: n})
+			out = append(out, Loss{Probe: a.queueOwner(sub), Reason: LossQueueFull, Count: n})
 		}
 	}
 	slices.SortFunc(out, func(x, y Loss) int {
@@ -351,6 +354,42 @@ func (a *Agent) Losses(sub *event.Subscription) []Loss {
 		return cmpString(x.Reason, y.Reason)
 	})
 	return out
+}
+
+// queueOwner names a subscription's losses after the one running probe whose
+// events it takes (a trace of open events also runs the process probe for the
+// cache), or after the subscription when several probes feed it.
+func (a *Agent) queueOwner(sub *event.Subscription) string {
+	var owner string
+	for _, n := range a.names {
+		if !a.feeds(n, sub) {
+			continue
+		}
+		if owner != "" {
+			return sub.Name()
+		}
+		owner = n
+	}
+	if owner == "" {
+		return sub.Name()
+	}
+	return owner
+}
+
+// feeds reports whether the named probe produces events sub takes, directly
+// or as the source of a derived kind sub takes.
+func (a *Agent) feeds(name string, sub *event.Subscription) bool {
+	spec, ok := probe.Lookup(name)
+	if !ok {
+		return false
+	}
+	produces := func(k event.Kind) bool { return slices.Contains(spec.Events, k) }
+	for _, k := range schema.Kinds() {
+		if sub.Takes(k) && slices.ContainsFunc(schema.Sources(k), produces) {
+			return true
+		}
+	}
+	return false
 }
 
 func cmpString(a, b string) int {

@@ -56,6 +56,9 @@ func (s *Subscription) C() <-chan Event { return s.ch }
 // Name is the subscriber's name, as used in metrics.
 func (s *Subscription) Name() string { return s.name }
 
+// Takes reports whether the subscription receives events of kind k.
+func (s *Subscription) Takes(k Kind) bool { return s.kinds == nil || s.kinds[k] }
+
 // Subscribe registers a consumer of the given kinds (all kinds when none)
 // with a queue of size events.
 func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
