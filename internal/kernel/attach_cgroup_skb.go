@@ -7,7 +7,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
+
+	"github.com/vigilproject/vigil/internal/proc"
 )
 
 // cgroup_skb: Target is a cgroup v2 directory (empty: the cgroup v2 root,
@@ -26,22 +27,19 @@ func attachCgroupSKB(p *ebpf.Program, spec *ebpf.ProgramSpec, h Hook) ([]io.Clos
 	return one(link.AttachCgroup(link.CgroupOptions{Path: dir, Attach: spec.AttachType, Program: p}))
 }
 
-// Cgroup2Root returns dir when it is a cgroup v2 mount or directory, or,
-// when dir is empty, finds the cgroup v2 root (/sys/fs/cgroup, or
-// /sys/fs/cgroup/unified on hybrid hosts).
+// Cgroup2Root returns the cgroup v2 hierarchy to attach to for a configured
+// directory (proc.Cgroup2Root: dir, or dir/unified on hybrid hosts;
+// /sys/fs/cgroup when dir is empty), or an error when there is none.
 func Cgroup2Root(dir string) (string, error) {
-	candidates := []string{dir}
+	configured := dir
 	if dir == "" {
-		candidates = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+		dir = "/sys/fs/cgroup"
 	}
-	for _, c := range candidates {
-		var st unix.Statfs_t
-		if err := unix.Statfs(c, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return c, nil
-		}
+	if root := proc.Cgroup2Root(dir); proc.IsCgroup2(root) {
+		return root, nil
 	}
-	if dir != "" {
-		return "", fmt.Errorf("cgroup_root %s is not a cgroup v2 mount", dir)
+	if configured != "" {
+		return "", fmt.Errorf("cgroup_root %s is not a cgroup v2 mount", configured)
 	}
 	return "", errors.New("no cgroup v2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
 }

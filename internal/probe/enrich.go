@@ -69,46 +69,39 @@ func CheckKernelProc(t reflect.Type) error {
 // only the process cache knows (exe, container). The kernel's fields win,
 // so a process gone before enrichment still has its parent and start time.
 func (k KernelProc) Process(pr proc.Process) event.Process {
-	p := EventProcess(pr)
-	p.PID, p.TID, p.PPID, p.UID, p.GID = k.PID, k.TID, k.PPID, k.UID, k.GID
-	p.Comm, p.ParentComm = cString(k.Comm[:]), cString(k.ParentComm[:])
-	p.StartNS, p.CgroupID = k.StartNS, k.CgroupID
+	p := event.Process{
+		PID: k.PID, TID: k.TID, PPID: k.PPID, UID: k.UID, GID: k.GID,
+		Comm: CString(k.Comm[:]), ParentComm: CString(k.ParentComm[:]),
+		StartNS: k.StartNS, CgroupID: k.CgroupID,
+	}
 	// A cache entry of an earlier process with the same pid, or of the
 	// program before an exec the cache has not seen yet, is not ours.
-	if !pr.Describes(k.PID, k.TID, k.StartNS, p.Comm) {
-		p.Exe, p.Container, p.Runtime, p.PodUID, p.Unit = "", "", "", "", ""
+	if pr.Describes(k.PID, k.TID, k.StartNS, p.Comm) {
+		p.Exe, p.Container, p.Runtime, p.PodUID, p.Unit = pr.Exe, pr.Container.ID, pr.Container.Runtime, pr.Container.PodUID, pr.Container.Unit
 	}
 	return p
 }
 
 // Command is the task's comm as a string.
-func (k KernelProc) Command() string { return cString(k.Comm[:]) }
+func (k KernelProc) Command() string { return CString(k.Comm[:]) }
 
 // CacheEntry is the process as the cache should learn it from this record
 // (for Procs.Lookup and Exec): identity, parent and names.
 func (k KernelProc) CacheEntry() proc.Process {
 	return proc.Process{
 		PID: k.PID, PPID: k.PPID, StartNS: k.StartNS, UID: k.UID, GID: k.GID,
-		Comm: cString(k.Comm[:]), CgroupID: k.CgroupID,
+		Comm: CString(k.Comm[:]), CgroupID: k.CgroupID,
 	}
 }
 
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
+// CString decodes a NUL-terminated C char array, as bpf2go renders it
+// ([N]int8) or as raw bytes.
+func CString[T int8 | byte](b []T) string {
+	u := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+	if i := bytes.IndexByte(u, 0); i >= 0 {
+		u = u[:i]
 	}
-	return string(b)
-}
-
-// EventProcess turns a process cache entry into an event's process context.
-// Probes then overwrite the fields their kernel record knows more precisely
-// (tid, comm at the time of the event, cgroup id).
-func EventProcess(pr proc.Process) event.Process {
-	return event.Process{
-		PID: pr.PID, PPID: pr.PPID, UID: pr.UID, GID: pr.GID, Comm: pr.Comm, Exe: pr.Exe,
-		StartNS: pr.StartNS, CgroupID: pr.CgroupID,
-		Container: pr.Container.ID, Runtime: pr.Container.Runtime, PodUID: pr.Container.PodUID, Unit: pr.Container.Unit,
-	}
+	return string(u)
 }
 
 // CgroupResolver returns the agent's shared cgroup resolver when it reads the

@@ -106,10 +106,11 @@ func (b *Base) ReadRing(ctx context.Context, handle func([]byte) error) error {
 	})
 }
 
-// Header builds an event header at kernel time tsNS with the process
-// context from the cache entry pr.
-func (b *Base) Header(k event.Kind, tsNS uint64, pr proc.Process) event.Header {
-	return event.Header{Kind: k, Time: b.Clock.Wall(tsNS), Process: EventProcess(pr)}
+// Header builds an event header at kernel time tsNS: the process context the
+// kernel filled (kp), completed from the cache entry pr where it describes
+// the same process (KernelProc.Process).
+func (b *Base) Header(k event.Kind, tsNS uint64, kp KernelProc, pr proc.Process) event.Header {
+	return event.Header{Kind: k, Time: b.Clock.Wall(tsNS), Process: kp.Process(pr)}
 }
 
 // ValidateRingSize checks a ring-buffer size knob: a power of two of at

@@ -62,16 +62,17 @@ func NewCgroups(root string, max int) *Cgroups {
 // root: root itself, or root/unified on hybrid hosts.
 func Cgroup2Root(root string) string {
 	root = filepath.Clean(root)
-	if isCgroup2(root) {
+	if IsCgroup2(root) {
 		return root
 	}
-	if u := filepath.Join(root, "unified"); isCgroup2(u) {
+	if u := filepath.Join(root, "unified"); IsCgroup2(u) {
 		return u
 	}
 	return root
 }
 
-func isCgroup2(path string) bool {
+// IsCgroup2 reports whether path is in a cgroup v2 hierarchy.
+func IsCgroup2(path string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(path, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }

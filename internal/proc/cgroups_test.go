@@ -142,7 +142,7 @@ func TestCgroupsNil(t *testing.T) {
 func realCgroup(t *testing.T, rel string) (*Cgroups, string) {
 	t.Helper()
 	g := NewCgroups("/sys/fs/cgroup", 4096)
-	if !isCgroup2(g.Root()) {
+	if !IsCgroup2(g.Root()) {
 		t.Skip("no cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
 	}
 	dir := filepath.Join(g.Root(), rel)

@@ -5,8 +5,8 @@
  * Plaintext connection data from the syscall tracepoints only (no kprobe).
  *
  * connect() and accept()/accept4() returns teach the probe which fds are
- * TCP sockets (the socket is found through task->files like the tcp probe
- * does); close() forgets them. The data syscalls save their fd and buffer
+ * TCP sockets (the socket is found through task->files, vigil_sock.h);
+ * close() forgets them. The data syscalls save their fd and buffer
  * at sys_enter by thread, and at sys_exit copy a bounded prefix of the
  * bytes really transferred (the return value) into one ring record.
  *
@@ -17,6 +17,7 @@
  * probe's back (dup2 over it, closed by exec) captures nothing.
  */
 #include "vigil.h"
+#include "vigil_sock.h"
 #include "vigil_ring.h"
 #include <bpf/bpf_endian.h>
 
@@ -170,37 +171,6 @@ static __always_inline void count(__u32 idx)
 	__u64 *n = bpf_map_lookup_elem(&counters, &idx);
 	if (n)
 		(*n)++;
-}
-
-/* fd_file returns the current task's open file at fd (NULL if none). */
-static __always_inline struct file *fd_file(int fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds, *f = NULL;
-
-	if (fd < 0 || fd > 1 << 20)
-		return NULL;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
-		return NULL;
-	return f;
-}
-
-/* file_sk returns the socket behind f, or NULL when f is not a socket. */
-static __always_inline struct sock *file_sk(struct file *f)
-{
-	struct socket *sock;
-
-	if (!f)
-		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
-	if (!sock)
-		return NULL;
-	/* A socket's file and struct socket point at each other; another
-	 * file's private_data does not point back. */
-	if (BPF_CORE_READ(sock, file) != f)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
 }
 
 /* tcp_sk returns f's socket when it is a TCP socket, else NULL. */

@@ -12,7 +12,6 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/proc"
@@ -203,6 +202,6 @@ func (p *Probe) toEvent(r *record) *ConnData {
 		cached = p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
 	}
 	e := r.event
-	e.Header = event.Header{Kind: KindConnData, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(cached)}
+	e.Header = p.Header(KindConnData, r.tsNS, r.proc, cached)
 	return &e
 }

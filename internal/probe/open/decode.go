@@ -1,7 +1,6 @@
 package open
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,7 +77,7 @@ func decodeOpen(b []byte) (rawOpen, error) {
 	if pathLen >= pathBuf || pathOff+pathLen >= len(b)+1 {
 		return r, fmt.Errorf("open record: path length %d exceeds record (%d bytes)", pathLen, len(b))
 	}
-	r.path = cString(b[pathOff : pathOff+pathLen])
+	r.path = probe.CString(b[pathOff : pathOff+pathLen])
 	r.passed = r.path
 	if r.pathState == pathResolved {
 		if dirLen >= len(r.path) || r.path[dirLen] != '/' {
@@ -87,13 +86,6 @@ func decodeOpen(b []byte) (rawOpen, error) {
 		r.passed = r.path[dirLen+1:]
 	}
 	return r, nil
-}
-
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
 }
 
 // Open flags on x86_64 (include/uapi/asm-generic/fcntl.h). Multi-bit flags

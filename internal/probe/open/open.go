@@ -381,7 +381,7 @@ func (p *Probe) handle(b []byte) error {
 func (p *Probe) toEvent(r rawOpen) *event.Open {
 	pr := p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
 	e := &event.Open{
-		Header:        event.Header{Kind: event.KindOpen, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
+		Header:        p.Header(event.KindOpen, r.tsNS, r.proc, pr),
 		Syscall:       r.syscall,
 		Path:          r.path,
 		PathPassed:    r.passed,

@@ -69,7 +69,7 @@ func decodeExec(b []byte, maxArgs int) (rawExec, error) {
 	e.retval, e.tsNS = h.Retval, h.TsNs
 	e.proc = probe.ToKernelProc(&h.Proc)
 	fnLen := min(int(h.FilenameLen), filenameBuf)
-	e.filename = cString(h.Filename[:fnLen])
+	e.filename = probe.CString(h.Filename[:fnLen])
 	argsLen := int(h.ArgsLen)
 	if argsLen > len(b)-execHeadSize {
 		return e, fmt.Errorf("exec record: args length %d exceeds record (%d bytes)", argsLen, len(b))
@@ -120,12 +120,4 @@ func decodeFork(b []byte) (rawFork, error) {
 		return rawFork{}, fmt.Errorf("fork record: %w", err)
 	}
 	return rawFork{childPID: r.ChildPid, tsNS: r.TsNs, childStartNS: r.ChildStartNs, proc: probe.ToKernelProc(&r.Proc)}, nil
-}
-
-func cString(b []int8) string {
-	u := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
-	if i := bytes.IndexByte(u, 0); i >= 0 {
-		u = u[:i]
-	}
-	return string(u)
 }

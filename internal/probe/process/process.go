@@ -221,7 +221,7 @@ func (p *Probe) publishExec(r rawExec, exe string, pr proc.Process) {
 		return
 	}
 	e := &event.Exec{
-		Header:        event.Header{Kind: event.KindExec, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
+		Header:        p.Header(event.KindExec, r.tsNS, r.proc, pr),
 		Filename:      r.filename,
 		Args:          r.args,
 		ArgsTruncated: r.argsTruncated,
@@ -265,7 +265,7 @@ func (p *Probe) handleExit(b []byte) error {
 		return nil
 	}
 	p.Env.Bus.Publish(&event.Exit{
-		Header:   event.Header{Kind: event.KindExit, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
+		Header:   p.Header(event.KindExit, r.tsNS, r.proc, pr),
 		ExitCode: status, Signal: sig, CoreDumped: core, LifetimeSeconds: lifetime,
 	})
 	return nil
@@ -283,7 +283,7 @@ func (p *Probe) handleFork(b []byte) error {
 	}
 	pr := p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
 	p.Env.Bus.Publish(&event.Fork{
-		Header:   event.Header{Kind: event.KindFork, Time: p.Clock.Wall(r.tsNS), Process: r.proc.Process(pr)},
+		Header:   p.Header(event.KindFork, r.tsNS, r.proc, pr),
 		ChildPID: r.childPID, ChildStartNS: r.childStartNS,
 	})
 	return nil

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/metrics"
+	"github.com/vigilproject/vigil/internal/probe"
 )
 
 // aggCollector turns the in-kernel aggregates into Prometheus series at
@@ -187,7 +188,7 @@ func (c *aggCollector) Collect(ch chan<- prometheus.Metric) {
 		prev := c.prevAgg[k]
 		l := aggLabels{
 			container: c.ctr.Value(c.p.cgroups.Container(k.CgroupId).Short()),
-			comm:      c.comm.Value(cString(k.Comm[:])),
+			comm:      c.comm.Value(probe.CString(k.Comm[:])),
 			remote:    c.remote.Value(remoteLabel(k)),
 		}
 		t := c.cum[l]
@@ -252,7 +253,7 @@ func (c *aggCollector) collectInterfaces(ch chan<- prometheus.Metric, m *ebpf.Ma
 			cur[2] += v.TxBytes
 			cur[3] += v.TxPackets
 			if name == "" {
-				name = cString(v.Name[:])
+				name = probe.CString(v.Name[:])
 			}
 		}
 		seen[k] = cur

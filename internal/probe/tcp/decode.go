@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -114,14 +113,6 @@ func familyName(f uint16) string {
 		return "ipv6"
 	}
 	return "ipv4"
-}
-
-func cString(b []int8) string {
-	u := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
-	if i := bytes.IndexByte(u, 0); i >= 0 {
-		u = u[:i]
-	}
-	return string(u)
 }
 
 // tcpStates names the kernel's TCP states (include/net/tcp_states.h).

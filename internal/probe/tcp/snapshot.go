@@ -6,6 +6,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/probe"
 )
 
 // Conn is one established connection in the kernel's socket table, with
@@ -41,7 +42,7 @@ func Connections(obj *kernel.Object) ([]Conn, error) {
 			return
 		}
 		out = append(out, Conn{
-			ID: k, PID: si.Owner.Pid, Comm: cString(si.Owner.Comm[:]), CgroupID: si.Owner.CgroupId,
+			ID: k, PID: si.Owner.Pid, Comm: probe.CString(si.Owner.Comm[:]), CgroupID: si.Owner.CgroupId,
 			Inbound:    si.Flags&flagPassive != 0,
 			Local:      netip.AddrPortFrom(addr(si.Family, si.Saddr), si.Sport),
 			Remote:     netip.AddrPortFrom(addr(si.Family, si.Daddr), si.Dport),

@@ -14,6 +14,7 @@
  * CO-RE from the struct sock / struct tcp_sock the tracepoint hands over.
  */
 #include "vigil.h"
+#include "vigil_sock.h"
 #include "vigil_ring.h"
 #include <bpf/bpf_endian.h>
 
@@ -581,23 +582,10 @@ int BPF_PROG(raw_tp_error_report, const struct sock *sk)
 
 /* --- accept(): hand the socket to the accepting task. --- */
 
-/* The socket behind a file descriptor of the current task (a socket fd, as
- * the callers only pass fds that connect/accept/getsockopt succeeded on). */
+/* The socket behind a file descriptor of the current task (vigil_sock.h). */
 static __always_inline struct sock *fd_to_sk(__s64 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds, *f = NULL;
-	struct socket *sock;
-
-	if (fd < 0 || fd > 1 << 20)
-		return NULL;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
-		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
-	if (!sock)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
+	return file_sk(fd_file(fd));
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

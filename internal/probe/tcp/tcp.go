@@ -357,7 +357,7 @@ func (p *Probe) process(k probe.KernelProc) proc.Process {
 // header is the event header: the owner's context as the kernel saw it when
 // it connected, listened or accepted, completed from the cache entry pr.
 func (p *Probe) header(kind event.Kind, r *tcpTcpEvent, k probe.KernelProc, pr proc.Process) event.Header {
-	return event.Header{Kind: kind, Time: p.Clock.Wall(r.TsNs), Process: k.Process(pr)}
+	return p.Header(kind, r.TsNs, k, pr)
 }
 
 // cgroupLabel names a cgroup for the traffic metric: the short container
