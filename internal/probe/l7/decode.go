@@ -21,10 +21,16 @@ const (
 	afInet6 = 10
 
 	flagTruncated = 1
+	flagTLS       = 4
 )
 
 // syscallNames maps the record's syscall byte to a name.
-var syscallNames = [...]string{1: "read", 2: "readv", 3: "recvfrom", 4: "recvmsg", 5: "write", 6: "writev", 7: "sendto", 8: "sendmsg"}
+var syscallNames = [...]string{1: "read", 2: "readv", 3: "recvfrom", 4: "recvmsg", 5: "write", 6: "writev", 7: "sendto", 8: "sendmsg",
+	9: "recvmmsg", 10: "sendmmsg",
+	16: "SSL_read", 17: "SSL_write", 18: "crypto/tls.(*Conn).Read", 19: "crypto/tls.(*Conn).Write"}
+
+// tlsLibrary names the TLS library of a record's syscall byte (SC_TLS_*).
+var tlsLibrary = map[uint8]string{16: "openssl", 17: "openssl", 18: "go", 19: "go"}
 
 // headSize is where the captured bytes follow the fixed part of a record.
 var headSize = int(unsafe.Sizeof(l7ConnData{}))
@@ -86,6 +92,11 @@ func decodeRecord(b []byte) (record, error) {
 	e.Captured = h.Captured
 	e.Truncated = h.Flags&flagTruncated != 0
 	e.Seeded = h.Flags&flagSeeded != 0
+	if h.Flags&flagTLS != 0 {
+		if e.TLS = tlsLibrary[h.Syscall]; e.TLS == "" {
+			return r, fmt.Errorf("conn_data record: TLS flag on syscall %s", e.Syscall)
+		}
+	}
 	e.Data = append([]byte(nil), b[headSize:headSize+int(h.Captured)]...)
 	e.DataB64 = encodeData(e.Data)
 	return r, nil

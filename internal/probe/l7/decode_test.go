@@ -51,7 +51,8 @@ func TestDecodeRecord(t *testing.T) {
 		"direction": func(h *l7ConnData) { h.Dir = 3 },
 		"role":      func(h *l7ConnData) { h.Role = 0 },
 		"address":   func(h *l7ConnData) { h.Family = 1 },
-		"syscall":   func(h *l7ConnData) { h.Syscall = 9 },
+		"syscall":   func(h *l7ConnData) { h.Syscall = 12 },
+		"tls flag":  func(h *l7ConnData) { h.Flags |= flagTLS },
 		"exceed":    func(h *l7ConnData) { h.Captured = 5 },
 	} {
 		bad := h

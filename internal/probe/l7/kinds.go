@@ -35,7 +35,7 @@ type ConnData struct {
 	SPort     uint16 `json:"sport" doc:"local port"`
 	DAddr     string `json:"daddr" doc:"remote address"`
 	DPort     uint16 `json:"dport" doc:"remote port"`
-	Syscall   string `json:"syscall" doc:"the syscall: read, readv, recvfrom, recvmsg, write, writev, sendto or sendmsg"`
+	Syscall   string `json:"syscall" doc:"the syscall: read, readv, recvfrom, recvmsg, write, writev, sendto, sendmsg, or the TLS library call (SSL_read, SSL_write, crypto/tls.(*Conn).Read/Write)"`
 	// Length is what the syscall returned: the bytes really transferred.
 	Length    uint64 `json:"length" doc:"bytes the syscall transferred (its return value)"`
 	Captured  uint32 `json:"captured" doc:"bytes captured from the start of the buffer (at most max_capture_bytes)"`
@@ -43,6 +43,10 @@ type ConnData struct {
 	// Seeded connections were open before the probe started (found in
 	// /proc); earlier bytes of their stream were not seen.
 	Seeded bool `json:"seeded" doc:"the connection was open before the probe started (role guessed from listening ports; earlier bytes unseen)"`
+	// TLS records carry the plaintext a TLS library read or wrote (uprobes);
+	// they form a stream of their own, apart from the connection's syscall
+	// records (the ciphertext of the handshake, before the library was seen).
+	TLS string `json:"tls,omitempty" doc:"TLS library whose plaintext this is: openssl or go; empty for syscall data"`
 	// DataB64 is Data in base64 (4096 captured bytes at most: 5464 characters).
 	DataB64 string `json:"data" maxbytes:"5464" doc:"captured bytes, base64 encoded"`
 	// Data are the captured bytes (not shown; DataB64 is their outside form).

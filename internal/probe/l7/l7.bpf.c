@@ -35,9 +35,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 enum { DIR_READ = 1, DIR_WRITE = 2 };
 enum { ROLE_CLIENT = 1, ROLE_SERVER = 2 };
 enum { BUF_PLAIN = 0, BUF_IOV = 1, BUF_MSG = 2 };
-enum { SC_READ = 1, SC_READV, SC_RECVFROM, SC_RECVMSG, SC_WRITE, SC_WRITEV, SC_SENDTO, SC_SENDMSG };
+/* The call that moved the bytes. SC_TLS_* are TLS library calls (uprobes),
+ * whose records carry plaintext and F_TLS. */
+enum {
+	SC_READ = 1, SC_READV, SC_RECVFROM, SC_RECVMSG, SC_WRITE, SC_WRITEV, SC_SENDTO, SC_SENDMSG,
+	SC_RECVMMSG, SC_SENDMMSG,
+	SC_TLS_OPENSSL_READ = 16, SC_TLS_OPENSSL_WRITE, SC_TLS_GO_READ, SC_TLS_GO_WRITE,
+};
 #define F_TRUNCATED 1
 #define F_SEEDED 2 /* conn_info and record: open before the probe started, seeded by user space */
+/* record: plaintext from a TLS library; conn_info: a TLS library was seen
+ * on the connection, so its syscall bytes (ciphertext) are not streamed. */
+#define F_TLS 4
 
 /* Counters (index into the per-CPU "counters" array). */
 enum {
@@ -327,45 +336,18 @@ struct iov {
 	__u64 len;
 };
 
-static __always_inline int data_exit(struct syscall_exit_ctx *ctx)
+/* emit_record copies at most max_capture_bytes of the ret bytes c moved
+ * (a buffer, an iovec array or a user_msghdr) into one ring record of
+ * connection ci. extra is or-ed into the record's flags (F_TLS). */
+static __always_inline void emit_record(struct call *cp, struct conn_info *ci, __s64 ret, __u8 extra)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0;
-	struct conn_key key = {.tgid = id >> 32};
-	struct conn_info *ci;
+	__u32 zero = 0, want, off = 0;
 	struct scratch *s;
-	struct call *cp, c;
-	__u32 want, off = 0;
-	__u64 f;
-	__s64 ret = ctx->ret;
+	struct call c = *cp;
 
-	cp = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
-	if (!cp || !cp->dir)
-		return 0;
-	c = *cp;
-	cp->dir = 0;
-	if (ret <= 0)
-		return 0;
-	key.fd = c.fd;
-	ci = bpf_map_lookup_elem(&conns, &key);
-	if (!ci || ci->generation != c.generation)
-		return 0; /* closed meanwhile by another thread */
-	/* close() is not the only way an fd changes: dup2 over it, or exec
-	 * closing it (O_CLOEXEC). Check the fd still holds the learnt file,
-	 * here rather than at enter, so calls that fail (EAGAIN) skip it. */
-	f = (__u64)fd_file(c.fd);
-	/* Seeded from /proc: adopt the file at first use if it is (still) a
-	 * TCP socket; the fd may have been closed and reused meanwhile. */
-	if (!ci->file && tcp_sk((struct file *)f))
-		ci->file = f;
-	if (f != ci->file) {
-		count(C_STALE_FD);
-		bpf_map_delete_elem(&conns, &key);
-		return 0;
-	}
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
-		return 0;
+		return;
 
 	want = max_capture_bytes;
 	if (want > MAX_CAPTURE)
@@ -417,7 +399,7 @@ out:
 	s->hdr.captured = off;
 	s->hdr.dir = c.dir;
 	s->hdr.role = ci->role;
-	s->hdr.flags = (off < ret ? F_TRUNCATED : 0) | (ci->flags & F_SEEDED);
+	s->hdr.flags = (off < ret ? F_TRUNCATED : 0) | (ci->flags & F_SEEDED) | extra;
 	s->hdr.syscall = c.syscall;
 	s->hdr.family = ci->family;
 	s->hdr.sport = ci->sport;
@@ -429,6 +411,44 @@ out:
 		count(C_TRUNCATED);
 	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + size_bound(off), vigil_ring_flags(&events, 0)))
 		count_drop();
+}
+
+static __always_inline int data_exit(struct syscall_exit_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = id >> 32};
+	struct conn_info *ci;
+	struct call *cp, c;
+	__u64 f;
+	__s64 ret = ctx->ret;
+
+	cp = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+	if (!cp || !cp->dir)
+		return 0;
+	c = *cp;
+	cp->dir = 0;
+	if (ret <= 0)
+		return 0;
+	key.fd = c.fd;
+	ci = bpf_map_lookup_elem(&conns, &key);
+	if (!ci || ci->generation != c.generation)
+		return 0; /* closed meanwhile by another thread */
+	/* close() is not the only way an fd changes: dup2 over it, or exec
+	 * closing it (O_CLOEXEC). Check the fd still holds the learnt file,
+	 * here rather than at enter, so calls that fail (EAGAIN) skip it. */
+	f = (__u64)fd_file(c.fd);
+	/* Seeded from /proc: adopt the file at first use if it is (still) a
+	 * TCP socket; the fd may have been closed and reused meanwhile. */
+	if (!ci->file && tcp_sk((struct file *)f))
+		ci->file = f;
+	if (f != ci->file) {
+		count(C_STALE_FD);
+		bpf_map_delete_elem(&conns, &key);
+		return 0;
+	}
+	if (ci->flags & F_TLS)
+		return 0; /* ciphertext: the TLS uprobes stream the plaintext */
+	emit_record(&c, ci, ret, 0);
 	return 0;
 }
 
