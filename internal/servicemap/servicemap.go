@@ -214,6 +214,7 @@ type pendingEx struct {
 	key      connKey
 	ex       *httpflow.Exchange
 	elem     *list.Element
+	arrived  time.Time // counted at this time, when it comes alone
 	deadline time.Time
 }
 
@@ -293,12 +294,12 @@ func (m *Map) Flush(now time.Time) {
 		if p.deadline.After(now) {
 			break
 		}
-		m.commitPending(p, now)
+		m.commitPending(p)
 	}
 	for _, c := range m.conns {
 		switch {
 		case !c.closing.IsZero() && !c.closing.After(now):
-			m.commitConn(c, now)
+			m.commitConn(c)
 		case !c.established && c.closing.IsZero() && now.Sub(c.lastActive) > m.cfg.IdleExpiry:
 			// Known only from http events: nothing to count at close.
 			m.forgetConn(c)
@@ -393,12 +394,12 @@ func (m *Map) addHTTP(e *httpflow.Exchange, now time.Time) {
 	}
 	if m.pendingQ.Len() >= m.cfg.MaxPending {
 		m.dropped.WithLabelValues(DropPending).Inc()
-		m.commitPending(m.pendingQ.Front().Value.(*pendingEx), now)
+		m.commitPending(m.pendingQ.Front().Value.(*pendingEx))
 		if m.pending[key] == nil { // the oldest was this connection's last
 			m.pending[key] = pc
 		}
 	}
-	p := &pendingEx{key: key, ex: e, deadline: now.Add(m.cfg.JoinWait)}
+	p := &pendingEx{key: key, ex: e, arrived: now, deadline: now.Add(m.cfg.JoinWait)}
 	p.elem = m.pendingQ.PushBack(p)
 	*mine = append(*mine, p)
 }
@@ -409,8 +410,9 @@ func (m *Map) dropPendingConn(key connKey, pc *pendingConn) {
 	}
 }
 
-// commitPending counts an exchange whose other side did not come.
-func (m *Map) commitPending(p *pendingEx, now time.Time) {
+// commitPending counts an exchange whose other side did not come, at the
+// time it arrived.
+func (m *Map) commitPending(p *pendingEx) {
 	m.pendingQ.Remove(p.elem)
 	if pc := m.pending[p.key]; pc != nil {
 		q := &pc.client
@@ -422,7 +424,7 @@ func (m *Map) commitPending(p *pendingEx, now time.Time) {
 		}
 		m.dropPendingConn(p.key, pc)
 	}
-	m.commitHTTP(p.key, p.ex, nil, now)
+	m.commitHTTP(p.key, p.ex, nil, p.arrived)
 }
 
 // commitHTTP counts one request: a and, when the other side reported it
@@ -597,14 +599,15 @@ func (m *Map) addClose(e *event.TCPClose, now time.Time) {
 	}
 }
 
-// commitConn counts a closed connection that carried no HTTP and forgets it.
-func (m *Map) commitConn(c *conn, now time.Time) {
+// commitConn counts a closed connection that carried no HTTP, at its last
+// close, and forgets it.
+func (m *Map) commitConn(c *conn) {
 	if !c.http {
 		m.tcpCommitted.Inc()
 		client, server := m.resolve(c.key, c.client, c.server)
 		m.record(client, server, ProtoTCP, sample{
 			latencyNS: c.connectNS, hasLatency: c.hasConnect, reqBytes: c.sent, respBytes: c.received,
-		}, now)
+		}, c.lastActive)
 	}
 	m.forgetConn(c)
 }
@@ -671,7 +674,9 @@ func (m *Map) record(client, server party, proto string, s sample, now time.Time
 	}
 	m.node(client, now)
 	m.node(server, now)
-	e.last = now
+	if now.After(e.last) {
+		e.last = now
+	}
 	e.total.add(s)
 	minute := now.Unix() / int64(slotWidth/time.Second)
 	sl := &e.slots[minute%numSlots]
@@ -689,7 +694,9 @@ func (m *Map) node(p party, now time.Time) *node {
 		n = &node{id: p.id, first: now}
 		m.nodes[id] = n
 	}
-	n.last = now
+	if now.After(n.last) {
+		n.last = now
+	}
 	if p.pid != 0 && !slices.Contains(n.pids, p.pid) {
 		if len(n.pids) == maxPIDs {
 			n.pids = n.pids[1:]
