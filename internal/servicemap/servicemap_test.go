@@ -62,7 +62,9 @@ func findNode(s Snapshot, id string) (Node, bool) {
 	return Node{}, false
 }
 
-func counter(c *prometheus.CounterVec, l string) float64 { return testutil.ToFloat64(c.WithLabelValues(l)) }
+func counter(c *prometheus.CounterVec, l string) float64 {
+	return testutil.ToFloat64(c.WithLabelValues(l))
+}
 
 // A loopback request seen by both processes is one request on one edge,
 // whichever side's event arrives first.
