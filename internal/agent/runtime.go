@@ -20,6 +20,7 @@ import (
 	"github.com/vigilproject/vigil/internal/rules"
 	"github.com/vigilproject/vigil/internal/schema"
 	"github.com/vigilproject/vigil/internal/server"
+	"github.com/vigilproject/vigil/internal/servicemap"
 )
 
 // Options say which parts of the runtime a verb needs. The zero value is
@@ -135,6 +136,12 @@ func (a *Agent) Main(client Client) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	if a.srv != nil {
+		// The service map, fed by the bus, is served wherever the agent listens.
+		smap := servicemap.New(servicemap.DefaultConfig(), a.Registry)
+		smapSub := a.Bus.Subscribe("servicemap", 4096, servicemap.Kinds()...)
+		defer a.Bus.Unsubscribe(smapSub)
+		a.srv.Mux.Handle("GET /api/v1/servicemap", smap.Handler())
+		go smap.Run(ctx, smapSub)
 		go func() { errc <- a.srv.Serve() }()
 	}
 	wg.Add(1)
