@@ -43,12 +43,12 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	tcpConns    = 5    // closed connections the client makes
-	tcpReq      = 1000 // bytes the client sends on each
-	tcpResp     = 5000 // bytes the server answers on each
-	httpOK      = 7    // requests answered 200
-	httpFailed  = 3    // requests answered 500
-	tcpRefused  = 1    // failed connects
+	tcpConns   = 5    // closed connections the client makes
+	tcpReq     = 1000 // bytes the client sends on each
+	tcpResp    = 5000 // bytes the server answers on each
+	httpOK     = 7    // requests answered 200
+	httpFailed = 3    // requests answered 500
+	tcpRefused = 1    // failed connects
 )
 
 func fatal(err error) {
