@@ -99,6 +99,7 @@ type Map struct {
 	pending   map[connKey]*pendingConn
 	pendingQ  *list.List // of *pendingEx, oldest first
 	listeners map[netip.AddrPort]listener
+	lastTCP   time.Time // arrival of the last tcp event
 
 	nodesGauge   prometheus.Gauge
 	edgesGauge   *prometheus.GaugeVec
@@ -275,10 +276,13 @@ func (m *Map) Add(ev event.Event, now time.Time) {
 	case *httpflow.Exchange:
 		m.addHTTP(e, now)
 	case *event.TCPConnect:
+		m.lastTCP = now
 		m.addConnect(e, now)
 	case *event.TCPAccept:
+		m.lastTCP = now
 		m.addAccept(e, now)
 	case *event.TCPClose:
+		m.lastTCP = now
 		m.addClose(e, now)
 	}
 	m.updateGauges()
@@ -371,7 +375,10 @@ func (m *Map) addHTTP(e *httpflow.Exchange, now time.Time) {
 	if c := m.conns[key]; c != nil {
 		c.http = true
 		m.touchConn(c, now)
-	} else {
+	} else if now.Sub(m.lastTCP) < m.cfg.IdleExpiry {
+		// Remember the connection carried HTTP for when the tcp probe
+		// reports its close (not when no tcp events come: nothing would
+		// ever close the entry).
 		c := m.newConn(key, now)
 		c.http = true
 	}

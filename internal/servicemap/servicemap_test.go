@@ -296,7 +296,7 @@ func TestTCPSkipsHTTPConnectionsAndCountsFailures(t *testing.T) {
 }
 
 func TestBoundsAreCounted(t *testing.T) {
-	m, _ := newMap(t, func(c *Config) { c.MaxEdges, c.MaxNodes, c.MaxConns, c.MaxPending = 3, 3, 2, 2 })
+	m, _ := newMap(t, func(c *Config) { c.MaxEdges, c.MaxNodes, c.MaxPending = 3, 3, 2 })
 	// Three clients to one external server: the third edge finds the node table full.
 	for i, comm := range []string{"a", "b", "c"} {
 		m.Add(ex("client", uint32(10+i), comm, "10.0.0.1", uint16(40000+i), "10.0.0.5", 80, 200, time.Millisecond), t0)
@@ -304,10 +304,6 @@ func TestBoundsAreCounted(t *testing.T) {
 	// The third pending exchange went in only after the oldest was counted.
 	if got := counter(m.dropped, DropPending); got != 1 {
 		t.Fatalf("pending_full %v, want 1", got)
-	}
-	// Three connections followed: the least recently active is forgotten.
-	if got := counter(m.dropped, DropConns); got != 1 {
-		t.Fatalf("conn_table_full %v, want 1", got)
 	}
 	m.Flush(t0.Add(3 * time.Second))
 	s := m.Snapshot(t0, Query{})
@@ -329,6 +325,28 @@ func TestBoundsAreCounted(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.nodesGauge); got != 3 {
 		t.Fatalf("vigil_servicemap_nodes %v, want 3", got)
+	}
+}
+
+// The connection table keeps the most recently active connections.
+func TestConnTableBound(t *testing.T) {
+	m, _ := newMap(t, func(c *Config) { c.MaxConns = 2 })
+	for i := range 3 {
+		m.Add(&event.TCPConnect{Header: hdr(event.KindConnect, 300, "psql"), TCPConn: tcpConn("127.0.0.1", uint16(40000+i), "127.0.0.1", 5432, "outbound")}, t0)
+	}
+	if got := counter(m.dropped, DropConns); got != 1 {
+		t.Fatalf("conn_table_full %v, want 1", got)
+	}
+	e, _ := findEdge(m.Snapshot(t0, Query{}), "process/psql", "external/127.0.0.1:5432", ProtoTCP)
+	if e.OpenConnections != 2 {
+		t.Fatalf("open connections %d, want 2", e.OpenConnections)
+	}
+	// The forgotten one still counts when it closes (from its close alone).
+	m.Add(&event.TCPClose{Header: hdr(event.KindClose, 300, "psql"), TCPConn: tcpConn("127.0.0.1", 40000, "127.0.0.1", 5432, "outbound"), BytesSent: 7}, t0)
+	m.Flush(t0.Add(3 * time.Second))
+	e, _ = findEdge(m.Snapshot(t0, Query{}), "process/psql", "external/127.0.0.1:5432", ProtoTCP)
+	if e.Requests != 1 || e.RequestBytes != 7 || e.Latency.Count != 0 {
+		t.Fatalf("edge %+v", e)
 	}
 }
 
@@ -410,5 +428,46 @@ func TestHandler(t *testing.T) {
 	}
 	if s.Window != "5m0s" || len(s.Edges) != 1 || s.Edges[0].Requests != 1 || len(s.Nodes) != 2 {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// With no tcp events flowing (the tcp probe off), http events do not fill
+// the connection table.
+func TestHTTPWithoutTCPKeepsNoConnections(t *testing.T) {
+	m, _ := newMap(t, func(c *Config) { c.MaxConns = 4 })
+	for i := range 100 {
+		m.Add(ex("client", 300, "curl", "10.0.0.1", uint16(40000+i), "10.0.0.5", 80, 200, time.Millisecond), t0)
+	}
+	if len(m.conns) != 0 || counter(m.dropped, DropConns) != 0 {
+		t.Fatalf("%d connections kept, %v dropped", len(m.conns), counter(m.dropped, DropConns))
+	}
+}
+
+func BenchmarkJoinedHTTP(b *testing.B) {
+	m := New(DefaultConfig(), nil)
+	srv := ex("server", 200, "nginx", "127.0.0.1", 8080, "127.0.0.1", 40000, 200, time.Millisecond)
+	cli := ex("client", 300, "curl", "127.0.0.1", 40000, "127.0.0.1", 8080, 200, time.Millisecond)
+	now := t0
+	for b.Loop() {
+		m.Add(srv, now)
+		m.Add(cli, now)
+	}
+}
+
+func BenchmarkTCPConnection(b *testing.B) {
+	m := New(DefaultConfig(), nil)
+	now := t0
+	i := 0
+	for b.Loop() {
+		port := uint16(1024 + i%60000)
+		i++
+		m.Add(&event.TCPConnect{Header: hdr(event.KindConnect, 300, "psql"), TCPConn: tcpConn("127.0.0.1", port, "127.0.0.1", 5432, "outbound"), LatencyMS: 0.1}, now)
+		m.Add(&event.TCPAccept{Header: hdr(event.KindAccept, 200, "postgres"), TCPConn: tcpConn("127.0.0.1", 5432, "127.0.0.1", port, "inbound")}, now)
+		m.Add(&event.TCPClose{Header: hdr(event.KindClose, 300, "psql"), TCPConn: tcpConn("127.0.0.1", port, "127.0.0.1", 5432, "outbound")}, now)
+		m.Add(&event.TCPClose{Header: hdr(event.KindClose, 200, "postgres"), TCPConn: tcpConn("127.0.0.1", 5432, "127.0.0.1", port, "inbound")}, now)
+		if i%1000 == 0 {
+			now = now.Add(3 * time.Second)
+			m.Flush(now)
+		}
 	}
 }
