@@ -285,11 +285,10 @@ func (m *Map) Add(ev event.Event, now time.Time) {
 		m.lastTCP = now
 		m.addClose(e, now)
 	}
-	m.updateGauges()
 }
 
-// Flush counts what waited JoinWait for its other side and forgets idle
-// edges and nodes; call it about once a second.
+// Flush counts what waited JoinWait for its other side, forgets idle
+// edges and nodes and updates the size gauges; call it about once a second.
 func (m *Map) Flush(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
