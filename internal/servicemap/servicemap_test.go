@@ -471,3 +471,24 @@ func BenchmarkTCPConnection(b *testing.B) {
 		}
 	}
 }
+
+// A dual-stack server sees its IPv4 client as ::ffff:a.b.c.d: still one
+// connection. A lost event on one side only shifts which events pair up;
+// every request is still counted once.
+func TestJoinAcrossMappedAddressesAndLostEvents(t *testing.T) {
+	m, _ := newMap(t, nil)
+	m.Add(ex("server", 200, "nginx", "::ffff:127.0.0.1", 8080, "::ffff:127.0.0.1", 40000, 200, time.Millisecond), t0)
+	m.Add(ex("client", 300, "curl", "127.0.0.1", 40000, "127.0.0.1", 8080, 200, time.Millisecond), t0)
+	// Request 2: only the server's event; request 3: both.
+	m.Add(ex("server", 200, "nginx", "::ffff:127.0.0.1", 8080, "::ffff:127.0.0.1", 40000, 200, time.Millisecond), t0)
+	m.Add(ex("server", 200, "nginx", "::ffff:127.0.0.1", 8080, "::ffff:127.0.0.1", 40000, 200, time.Millisecond), t0)
+	m.Add(ex("client", 300, "curl", "127.0.0.1", 40000, "127.0.0.1", 8080, 200, time.Millisecond), t0)
+	m.Flush(t0.Add(3 * time.Second))
+	s := m.Snapshot(t0, Query{})
+	if len(s.Edges) != 1 || s.Edges[0].Client != "process/curl" || s.Edges[0].Server != "process/nginx" || s.Edges[0].Requests != 3 {
+		t.Fatalf("%+v", s.Edges)
+	}
+	if b, sv := counter(m.exchanges, "both"), counter(m.exchanges, "server"); b != 2 || sv != 1 {
+		t.Fatalf("seen by both %v, server only %v; want 2 and 1", b, sv)
+	}
+}
