@@ -209,6 +209,9 @@ type listener struct {
 // in order (HTTP/1.x answers in order on a connection).
 type pendingConn struct {
 	server, client []*pendingEx
+	// The processes seen on each end while exchanges waited: they name
+	// the other side of an exchange whose own counterpart was lost.
+	serverSeen, clientSeen party
 }
 
 type pendingEx struct {
@@ -389,6 +392,9 @@ func (m *Map) addHTTP(e *httpflow.Exchange, now time.Time) {
 	mine, other := &pc.client, &pc.server
 	if server {
 		mine, other = &pc.server, &pc.client
+		pc.serverSeen = partyOf(&e.Header)
+	} else {
+		pc.clientSeen = partyOf(&e.Header)
 	}
 	if len(*other) > 0 {
 		o := (*other)[0]
@@ -420,6 +426,7 @@ func (m *Map) dropPendingConn(key connKey, pc *pendingConn) {
 // time it arrived.
 func (m *Map) commitPending(p *pendingEx) {
 	m.pendingQ.Remove(p.elem)
+	var client, server party
 	if pc := m.pending[p.key]; pc != nil {
 		q := &pc.client
 		if p.ex.Side == "server" {
@@ -428,17 +435,24 @@ func (m *Map) commitPending(p *pendingEx) {
 		if i := slices.Index(*q, p); i >= 0 {
 			*q = slices.Delete(*q, i, i+1)
 		}
+		client, server = pc.clientSeen, pc.serverSeen
 		m.dropPendingConn(p.key, pc)
 	}
-	m.commitHTTP(p.key, p.ex, nil, p.arrived)
+	m.commitHTTPWith(p.key, p.ex, nil, client, server, p.arrived)
 }
 
 // commitHTTP counts one request: a and, when the other side reported it
 // too, b. The client's view gives the measures (latency as the caller saw
-// it, network included); sides not reported come from the connection table,
-// the known server endpoints, or the address.
+// it, network included); sides not reported come from the processes seen on
+// the connection while exchanges waited, the connection table, the known
+// server endpoints, or the address.
 func (m *Map) commitHTTP(key connKey, a, b *httpflow.Exchange, now time.Time) {
-	var client, server party
+	m.commitHTTPWith(key, a, b, party{}, party{}, now)
+}
+
+// commitHTTPWith is commitHTTP with the ends last seen on the connection,
+// for the side that did not report this exchange.
+func (m *Map) commitHTTPWith(key connKey, a, b *httpflow.Exchange, client, server party, now time.Time) {
 	var cex, sex *httpflow.Exchange
 	for _, e := range []*httpflow.Exchange{a, b} {
 		if e == nil {
