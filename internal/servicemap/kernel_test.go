@@ -322,14 +322,27 @@ func TestKernelHTTPEdges(t *testing.T) {
 	if e == nil || e.Requests != httpOK+httpFailed || e.Errors != httpFailed || e.Latency.Count != httpOK+httpFailed {
 		t.Fatalf("http edge %s → %s: %+v; map %+v\nserver: %s", client, server, e, s, srvErr)
 	}
-	// Give the connection's close time to be counted, then check it
-	// did not become a tcp edge.
+	// Give unjoined events and the connection's close time to be counted,
+	// then check each request was counted once, on this edge only, and
+	// the connection did not become a tcp edge.
 	time.Sleep(4 * time.Second)
 	s = get(t, url)
 	for _, x := range s.Edges {
-		if x.Protocol == "tcp" && (x.Client == client || x.Server == server) && x.Requests > 0 {
-			t.Fatalf("the http connection was also counted as tcp: %+v", x)
+		switch {
+		case x.Client == client && x.Server == server && x.Protocol == "http":
+			if x.Requests != httpOK+httpFailed {
+				t.Fatalf("requests counted twice? %+v", x)
+			}
+		case x.Client == client || x.Server == server:
+			if x.Requests > 0 {
+				t.Fatalf("a second edge for the same traffic: %+v", x)
+			}
 		}
+	}
+	sn, _ := node(s, server)
+	cn, _ := node(s, client)
+	if len(cn.PIDs) != 1 || int(cn.PIDs[0]) != cli.Process.Pid || len(sn.PIDs) != 1 {
+		t.Fatalf("nodes %+v / %+v", cn, sn)
 	}
 }
 
