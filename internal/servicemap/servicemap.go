@@ -222,8 +222,30 @@ type pendingEx struct {
 	deadline time.Time
 }
 
-// New returns an empty map whose metrics are registered on reg (may be nil).
+// withDefaults fills the zero fields of c from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	for _, f := range []struct{ v, def *int }{
+		{&c.MaxNodes, &d.MaxNodes}, {&c.MaxEdges, &d.MaxEdges}, {&c.MaxConns, &d.MaxConns},
+		{&c.MaxPending, &d.MaxPending}, {&c.MaxListeners, &d.MaxListeners},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if c.JoinWait <= 0 {
+		c.JoinWait = d.JoinWait
+	}
+	if c.IdleExpiry <= 0 {
+		c.IdleExpiry = d.IdleExpiry
+	}
+	return c
+}
+
+// New returns an empty map whose metrics are registered on reg (may be
+// nil). Zero fields of cfg take the defaults.
 func New(cfg Config, reg prometheus.Registerer) *Map {
+	cfg = cfg.withDefaults()
 	m := &Map{
 		cfg:       cfg,
 		nodes:     map[string]*node{},

@@ -492,3 +492,15 @@ func TestJoinAcrossMappedAddressesAndLostEvents(t *testing.T) {
 		t.Fatalf("seen by both %v, server only %v; want 2 and 1", b, sv)
 	}
 }
+
+func TestZeroConfigTakesDefaults(t *testing.T) {
+	m := New(Config{MaxEdges: 7}, nil)
+	if m.cfg.MaxEdges != 7 || m.cfg.MaxPending != DefaultConfig().MaxPending || m.cfg.JoinWait != 2*time.Second {
+		t.Fatalf("%+v", m.cfg)
+	}
+	m.Add(ex("client", 300, "curl", "10.0.0.1", 40000, "10.0.0.5", 80, 200, time.Millisecond), t0)
+	m.Flush(t0.Add(3 * time.Second))
+	if s := m.Snapshot(t0, Query{}); len(s.Edges) != 1 {
+		t.Fatalf("%+v", s)
+	}
+}
