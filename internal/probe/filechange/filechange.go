@@ -244,9 +244,15 @@ func (r *rawChange) watchedPaths() []string {
 func stateName(s uint8) string { return stateNames[s] }
 
 func (p *Probe) toEvent(r rawChange) *FileChange {
-	var pr = p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
+	pr := p.Env.Procs.Lookup(r.proc.PID, r.proc.CgroupID)
+	e := p.eventOf(r)
+	e.Header = p.Header(KindFileChange, r.tsNS, r.proc, pr)
+	return e
+}
+
+// eventOf is the event of a record, header aside.
+func (p *Probe) eventOf(r rawChange) *FileChange {
 	e := &FileChange{
-		Header:  p.Header(KindFileChange, r.tsNS, r.proc, pr),
 		Op:      r.op,
 		Syscall: r.syscall,
 		Dirfd:   r.dirfd,
