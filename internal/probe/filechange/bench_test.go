@@ -122,6 +122,36 @@ func BenchmarkChmod(b *testing.B) {
 	}
 }
 
+// BenchmarkReadOnlyOpen is the price every read-only open pays for the
+// open_write hooks: the enter program's flag test and the exit program's
+// look-up that finds nothing (BPF time per openat, bpf_stats on).
+func BenchmarkReadOnlyOpen(b *testing.B) {
+	testutil.RequireBPF(b)
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	testutil.SkipIfNotPermitted(b, err)
+	defer stats.Close()
+	p, _ := startProbe(b, DefaultConfig(), event.NewBus())
+	d0, n0 := bpfTime(b, p, "sys_enter_openat", "sys_exit_openat")
+	for b.Loop() {
+		fd, err := unix.Open("/etc/hostname", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	d, n := bpfTime(b, p, "sys_enter_openat", "sys_exit_openat")
+	// Every process's openat runs the programs: the mean over all of them,
+	// mostly read-only opens like these.
+	if calls := float64(n-n0) / 2; calls > 0 {
+		b.ReportMetric(float64(d-d0)/calls, "bpf-ns/open")
+		b.ReportMetric(calls/float64(b.N), "opens-seen/op")
+	}
+	for _, prog := range []string{"sys_enter_openat", "sys_exit_openat"} {
+		d, n := bpfTime(b, p, prog)
+		b.ReportMetric(float64(d)/float64(n), prog+"-ns/run")
+	}
+}
+
 // BenchmarkHandle is the user-space cost of one rename record: decode,
 // filter check, process lookup (cache hit), event construction and
 // publication to a subscriber.

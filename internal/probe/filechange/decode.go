@@ -15,7 +15,7 @@ const kindFileChange = 1
 const pathBuf = 4096 // most bytes of one path a record carries, NUL included
 
 // opNames maps the record's op byte (FC_*) to FileChange.Op.
-var opNames = [...]string{1: OpUnlink, 2: OpRmdir, 3: OpRename, 4: OpTruncate, 5: OpChmod, 6: OpChown, 7: OpLink, 8: OpSymlink, 9: OpMkdir}
+var opNames = [...]string{1: OpUnlink, 2: OpRmdir, 3: OpRename, 4: OpTruncate, 5: OpChmod, 6: OpChown, 7: OpLink, 8: OpSymlink, 9: OpMkdir, 10: OpOpenWrite}
 
 // numOps is FC_MAX: the counts map holds 4 slots per op below it.
 const numOps = len(opNames)
@@ -26,6 +26,7 @@ var syscallNames = [...]string{
 	7: "truncate", 8: "ftruncate", 9: "chmod", 10: "fchmod", 11: "fchmodat", 12: "fchmodat2",
 	13: "chown", 14: "fchown", 15: "lchown", 16: "fchownat", 17: "link", 18: "linkat",
 	19: "symlink", 20: "symlinkat", 21: "mkdir", 22: "mkdirat",
+	23: "open", 24: "openat", 25: "openat2", 26: "creat",
 }
 
 const (

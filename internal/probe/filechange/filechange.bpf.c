@@ -37,6 +37,7 @@ enum {
 	FC_LINK,
 	FC_SYMLINK,
 	FC_MKDIR,
+	FC_OPEN_WRITE,
 	FC_MAX,
 };
 
@@ -63,7 +64,16 @@ enum {
 	SC_SYMLINKAT,
 	SC_MKDIR,
 	SC_MKDIRAT,
+	SC_OPEN,
+	SC_OPENAT,
+	SC_OPENAT2,
+	SC_CREAT,
 };
+
+/* Open flags that mean the file's content or existence may change. */
+#define WRITE_FLAGS (01 | 02 | 0100 | 01000) /* O_WRONLY O_RDWR O_CREAT O_TRUNC */
+#define O_CREAT_VAL 0100
+#define O_TMPFILE_VAL 020000000
 
 /* How a path was obtained. */
 enum { PATH_ABSOLUTE = 0, PATH_RESOLVED = 1, PATH_UNRESOLVED = 2, PATH_FD = 3, PATH_RAW = 4, PATH_NONE = 5 };
@@ -395,6 +405,50 @@ int tp_enter_mkdirat(struct syscall_enter_ctx *ctx)
 	ARGS(FC_MKDIR, SC_MKDIRAT);
 	a.a1 = ARG_PATH, a.d1 = ctx->args[0], a.p1 = ctx->args[1], a.mode = ctx->args[2];
 	return save(&a);
+}
+
+/*
+ * Opens for writing: the way most files are created, rewritten or appended
+ * to (echo >> authorized_keys, cp into /etc/cron.d). Read-only opens, by
+ * far the most, return after the flag test.
+ */
+static __always_inline int save_open(__u8 sc, __s32 dirfd, __u64 path, __u64 flags, __u32 mode)
+{
+	if (!(flags & WRITE_FLAGS))
+		return 0;
+	ARGS(FC_OPEN_WRITE, sc);
+	a.a1 = ARG_PATH, a.d1 = dirfd, a.p1 = path, a.flags = flags;
+	if (flags & (O_CREAT_VAL | O_TMPFILE_VAL))
+		a.mode = mode;
+	return save(&a);
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int tp_enter_open(struct syscall_enter_ctx *ctx)
+{
+	return save_open(SC_OPEN, AT_FDCWD_VAL, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int tp_enter_openat(struct syscall_enter_ctx *ctx)
+{
+	return save_open(SC_OPENAT, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int tp_enter_openat2(struct syscall_enter_ctx *ctx)
+{
+	struct open_how how = {};
+
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	return save_open(SC_OPENAT2, ctx->args[0], ctx->args[1], how.flags, how.mode);
+}
+
+SEC("tracepoint/syscalls/sys_enter_creat")
+int tp_enter_creat(struct syscall_enter_ctx *ctx)
+{
+	/* creat(path, mode) is open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
+	return save_open(SC_CREAT, AT_FDCWD_VAL, ctx->args[0], 01 | 0100 | 01000, ctx->args[1]);
 }
 
 /*

@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,10 @@ type Config struct {
 	ResolvePaths bool `yaml:"resolve_paths"`
 	// ExcludeSelf drops vigil's own calls.
 	ExcludeSelf bool `yaml:"exclude_self"`
+	// WriteOpens hooks open, openat, openat2 and creat for open_write
+	// events: how most files are created or rewritten. Every open on the
+	// host then runs two more (small) programs.
+	WriteOpens bool `yaml:"write_opens"`
 	// WatchPaths are the path prefixes whose changes become events; a
 	// change is watched when its path, or its path followed by '/', starts
 	// with one ("/etc/" covers /etc too). Empty watches every path.
@@ -53,7 +58,7 @@ type Config struct {
 
 // DefaultConfig is the embedded default.
 func DefaultConfig() *Config {
-	return &Config{Enabled: true, RingbufSize: 1 << 20, RingbufWakeupBytes: 16 << 10, Events: true, ResolvePaths: true, ExcludeSelf: true,
+	return &Config{Enabled: true, RingbufSize: 1 << 20, RingbufWakeupBytes: 16 << 10, Events: true, ResolvePaths: true, ExcludeSelf: true, WriteOpens: true,
 		WatchPaths: append([]string(nil), DefaultWatchPaths...)}
 }
 
@@ -83,7 +88,7 @@ func init() {
 	probe.Register(probe.Spec{
 		Name:           Name,
 		DefaultYAML:    defaultsYAML,
-		Help:           "file changes (unlink, rmdir, rename, truncate, chmod, chown, link, symlink, mkdir): absolute paths, new mode/owner/length, result; events for watched trees, counts for all",
+		Help:           "file changes (unlink, rmdir, rename, truncate, chmod, chown, link, symlink, mkdir, opens for writing): absolute paths, new mode/owner/length, result; events for watched trees, counts for all",
 		DefaultEnabled: true,
 		Events:         kinds,
 		NewConfig:      func() probe.Config { return DefaultConfig() },
@@ -92,19 +97,26 @@ func init() {
 }
 
 // syscallsHooked lists the syscalls; every one is optional except unlinkat,
-// renameat2 and fchmodat (x86_64 has them all; fchmodat2 since 6.6).
+// renameat2, fchmodat and openat (x86_64 has them all; fchmodat2 since 6.6).
 var syscallsHooked = []string{
 	"unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2", "truncate", "ftruncate",
 	"chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
 	"link", "linkat", "symlink", "symlinkat", "mkdir", "mkdirat",
+	"open", "openat", "openat2", "creat",
 }
 
-// Programs lists the logical programs with their hook candidates. Every
-// exit tracepoint runs the same program.
-func Programs() []kernel.ProgramDef {
+// openSyscalls are the hooks of open_write events.
+var openSyscalls = []string{"open", "openat", "openat2", "creat"}
+
+// Programs lists the logical programs with their hook candidates, the opens
+// only with writeOpens. Every exit tracepoint runs the same program.
+func Programs(writeOpens bool) []kernel.ProgramDef {
 	var defs []kernel.ProgramDef
 	for _, sc := range syscallsHooked {
-		req := sc == "unlinkat" || sc == "renameat2" || sc == "fchmodat"
+		if !writeOpens && slices.Contains(openSyscalls, sc) {
+			continue
+		}
+		req := sc == "unlinkat" || sc == "renameat2" || sc == "fchmodat" || sc == "openat"
 		defs = append(defs,
 			kernel.ProgramDef{Name: "sys_enter_" + sc, Required: req, Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_enter_" + sc, Target: "syscalls/sys_enter_" + sc}}},
 			kernel.ProgramDef{Name: "sys_exit_" + sc, Required: req, Hooks: []kernel.Hook{{Kind: kernel.Tracepoint, Program: "tp_exit", Target: "syscalls/sys_exit_" + sc}}},
@@ -140,7 +152,7 @@ func (p *Probe) Start(env *probe.Env) error {
 		self = uint32(os.Getpid())
 	}
 	if err := p.Load(env, spec, kernel.LoadOptions{
-		Programs: Programs(),
+		Programs: Programs(p.cfg.WriteOpens),
 		Constants: map[string]any{
 			"self_tgid":     self,
 			"resolve_paths": p.cfg.ResolvePaths,
@@ -273,8 +285,9 @@ func (p *Probe) eventOf(r rawChange) *FileChange {
 		}
 	}
 	switch r.op {
-	case OpChmod, OpMkdir:
+	case OpChmod, OpMkdir, OpOpenWrite:
 		e.Mode = r.mode
+		e.Setuid, e.Setgid = r.mode&0o4000 != 0, r.mode&0o2000 != 0
 	case OpChown:
 		e.NewUID, e.NewGID = ownerID(r.uid), ownerID(r.gid)
 	case OpTruncate:
@@ -296,7 +309,7 @@ func ownerID(v uint32) int64 {
 
 var (
 	changesDesc = prometheus.NewDesc("vigil_file_changes_total",
-		"Completed file-change calls (unlink, rmdir, rename, truncate, chmod, chown, link, symlink, mkdir) by op, by whether a path was under a watched tree (watched=\"true\": an event was possible) and by result.",
+		"Completed file-change calls (unlink, rmdir, rename, truncate, chmod, chown, link, symlink, mkdir, open_write) by op, by whether a path was under a watched tree (watched=\"true\": an event was possible) and by result.",
 		[]string{"op", "watched", "result"}, nil)
 	foldedDesc = prometheus.NewDesc("vigil_file_change_watch_paths_folded",
 		"Watched path prefixes the kernel filter could not hold as given (more than it holds, or longer than 255 bytes): it holds a broader prefix and user space drops what the broader one lets through (vigil_file_change_filter_dropped_total).",

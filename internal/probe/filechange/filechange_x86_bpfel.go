@@ -109,6 +109,7 @@ const (
 	filechangeMapWatched               = "watched"
 	filechangeProgTpEnterChmod         = "tp_enter_chmod"
 	filechangeProgTpEnterChown         = "tp_enter_chown"
+	filechangeProgTpEnterCreat         = "tp_enter_creat"
 	filechangeProgTpEnterFchmod        = "tp_enter_fchmod"
 	filechangeProgTpEnterFchmodat      = "tp_enter_fchmodat"
 	filechangeProgTpEnterFchmodat2     = "tp_enter_fchmodat2"
@@ -120,6 +121,9 @@ const (
 	filechangeProgTpEnterLinkat        = "tp_enter_linkat"
 	filechangeProgTpEnterMkdir         = "tp_enter_mkdir"
 	filechangeProgTpEnterMkdirat       = "tp_enter_mkdirat"
+	filechangeProgTpEnterOpen          = "tp_enter_open"
+	filechangeProgTpEnterOpenat        = "tp_enter_openat"
+	filechangeProgTpEnterOpenat2       = "tp_enter_openat2"
 	filechangeProgTpEnterRename        = "tp_enter_rename"
 	filechangeProgTpEnterRenameat      = "tp_enter_renameat"
 	filechangeProgTpEnterRenameat2     = "tp_enter_renameat2"
@@ -185,6 +189,7 @@ type filechangeSpecs struct {
 type filechangeProgramSpecs struct {
 	TpEnterChmod     *ebpf.ProgramSpec `ebpf:"tp_enter_chmod"`
 	TpEnterChown     *ebpf.ProgramSpec `ebpf:"tp_enter_chown"`
+	TpEnterCreat     *ebpf.ProgramSpec `ebpf:"tp_enter_creat"`
 	TpEnterFchmod    *ebpf.ProgramSpec `ebpf:"tp_enter_fchmod"`
 	TpEnterFchmodat  *ebpf.ProgramSpec `ebpf:"tp_enter_fchmodat"`
 	TpEnterFchmodat2 *ebpf.ProgramSpec `ebpf:"tp_enter_fchmodat2"`
@@ -196,6 +201,9 @@ type filechangeProgramSpecs struct {
 	TpEnterLinkat    *ebpf.ProgramSpec `ebpf:"tp_enter_linkat"`
 	TpEnterMkdir     *ebpf.ProgramSpec `ebpf:"tp_enter_mkdir"`
 	TpEnterMkdirat   *ebpf.ProgramSpec `ebpf:"tp_enter_mkdirat"`
+	TpEnterOpen      *ebpf.ProgramSpec `ebpf:"tp_enter_open"`
+	TpEnterOpenat    *ebpf.ProgramSpec `ebpf:"tp_enter_openat"`
+	TpEnterOpenat2   *ebpf.ProgramSpec `ebpf:"tp_enter_openat2"`
 	TpEnterRename    *ebpf.ProgramSpec `ebpf:"tp_enter_rename"`
 	TpEnterRenameat  *ebpf.ProgramSpec `ebpf:"tp_enter_renameat"`
 	TpEnterRenameat2 *ebpf.ProgramSpec `ebpf:"tp_enter_renameat2"`
@@ -307,6 +315,7 @@ type filechangeVariables struct {
 type filechangePrograms struct {
 	TpEnterChmod     *ebpf.Program `ebpf:"tp_enter_chmod"`
 	TpEnterChown     *ebpf.Program `ebpf:"tp_enter_chown"`
+	TpEnterCreat     *ebpf.Program `ebpf:"tp_enter_creat"`
 	TpEnterFchmod    *ebpf.Program `ebpf:"tp_enter_fchmod"`
 	TpEnterFchmodat  *ebpf.Program `ebpf:"tp_enter_fchmodat"`
 	TpEnterFchmodat2 *ebpf.Program `ebpf:"tp_enter_fchmodat2"`
@@ -318,6 +327,9 @@ type filechangePrograms struct {
 	TpEnterLinkat    *ebpf.Program `ebpf:"tp_enter_linkat"`
 	TpEnterMkdir     *ebpf.Program `ebpf:"tp_enter_mkdir"`
 	TpEnterMkdirat   *ebpf.Program `ebpf:"tp_enter_mkdirat"`
+	TpEnterOpen      *ebpf.Program `ebpf:"tp_enter_open"`
+	TpEnterOpenat    *ebpf.Program `ebpf:"tp_enter_openat"`
+	TpEnterOpenat2   *ebpf.Program `ebpf:"tp_enter_openat2"`
 	TpEnterRename    *ebpf.Program `ebpf:"tp_enter_rename"`
 	TpEnterRenameat  *ebpf.Program `ebpf:"tp_enter_renameat"`
 	TpEnterRenameat2 *ebpf.Program `ebpf:"tp_enter_renameat2"`
@@ -334,6 +346,7 @@ func (p *filechangePrograms) Close() error {
 	return _FilechangeClose(
 		p.TpEnterChmod,
 		p.TpEnterChown,
+		p.TpEnterCreat,
 		p.TpEnterFchmod,
 		p.TpEnterFchmodat,
 		p.TpEnterFchmodat2,
@@ -345,6 +358,9 @@ func (p *filechangePrograms) Close() error {
 		p.TpEnterLinkat,
 		p.TpEnterMkdir,
 		p.TpEnterMkdirat,
+		p.TpEnterOpen,
+		p.TpEnterOpenat,
+		p.TpEnterOpenat2,
 		p.TpEnterRename,
 		p.TpEnterRenameat,
 		p.TpEnterRenameat2,

@@ -87,41 +87,51 @@ func TestKernelFileChanges(t *testing.T) {
 		{Name: "mkdir_exists", NR: unix.SYS_MKDIR, Args: [6]int64{0, 0o700}, Str: S(0, "d1")},
 		{Name: "fchmodat_bad_dirfd", NR: unix.SYS_FCHMODAT, Args: [6]int64{9999, 0, 0o644}, Str: S(1, "nodir")},
 		{Name: "rename_no_dir", NR: unix.SYS_RENAME, Str: S(0, "t1", 1, dir+"/nosuch/t1")},
+		{Name: "openat_create", NR: unix.SYS_OPENAT, Args: [6]int64{cwd, 0, unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_CLOEXEC, 0o600}, Str: S(1, "w1")},
+		{Name: "open_append_abs", NR: unix.SYS_OPEN, Args: [6]int64{0, unix.O_RDWR | unix.O_APPEND}, Str: S(0, dir+"/t2")},
+		{Name: "creat_dirfd_less", NR: unix.SYS_CREAT, Args: [6]int64{0, 0o4755}, Str: S(0, "w2")},
+		{Name: "openat_dirfd_missing", NR: unix.SYS_OPENAT, Args: [6]int64{0, 0, unix.O_WRONLY}, Str: S(1, "nofile"), Open: subFD, Dir: isDir},
+		{Name: "open_readonly", NR: unix.SYS_OPEN, Args: [6]int64{0, unix.O_RDONLY}, Str: S(0, dir+"/t2")},
 		{Name: "truncate_too_long", NR: unix.SYS_TRUNCATE, Args: [6]int64{0, 1}, Str: S(0, dir+"/"+strings.Repeat("y", 5000))},
 	}
 	D := func(s string) string { return dir + "/" + s }
 	wants := map[string]want{
-		"unlink_abs":         {op: OpUnlink, syscall: "unlink", path: D("u1"), status: PathAbsolute},
-		"unlinkat_dirfd":     {op: OpUnlink, syscall: "unlinkat", path: sub + "/u2", status: PathResolved, dirfdFrom: 0},
-		"unlinkat_rmdir":     {op: OpRmdir, syscall: "unlinkat", path: D("rd1"), status: PathResolved, flags: unix.AT_REMOVEDIR},
-		"rmdir_abs":          {op: OpRmdir, syscall: "rmdir", path: D("rd2"), status: PathAbsolute},
-		"rename_rel":         {op: OpRename, syscall: "rename", path: D("r1"), status: PathResolved, newPath: D("r1.new"), newStatus: PathResolved},
-		"renameat_mixed":     {op: OpRename, syscall: "renameat", path: sub + "/r2", status: PathResolved, newPath: D("r2.new"), newStatus: PathAbsolute, dirfdFrom: 0},
-		"renameat2_exchange": {op: OpRename, syscall: "renameat2", path: D("r3"), status: PathResolved, newPath: D("r4"), newStatus: PathResolved, flags: unix.RENAME_EXCHANGE},
-		"truncate_rel":       {op: OpTruncate, syscall: "truncate", path: D("t1"), status: PathResolved, length: 5},
-		"ftruncate":          {op: OpTruncate, syscall: "ftruncate", path: D("t2"), status: PathFD, length: 7, dirfdFrom: 0},
-		"chmod_setuid":       {op: OpChmod, syscall: "chmod", path: D("m1"), status: PathResolved, mode: 0o4755},
-		"fchmod_setgid":      {op: OpChmod, syscall: "fchmod", path: D("m2"), status: PathFD, mode: 0o2750, dirfdFrom: 0},
-		"fchmodat_dirfd":     {op: OpChmod, syscall: "fchmodat", path: sub + "/m3", status: PathResolved, mode: 0o600, dirfdFrom: 0},
-		"fchmodat2":          {op: OpChmod, syscall: "fchmodat2", path: D("m4"), status: PathAbsolute, mode: 0o640},
-		"chown_rel":          {op: OpChown, syscall: "chown", path: D("o1"), status: PathResolved, uid: 1234, gid: 5678},
-		"fchown_uid_only":    {op: OpChown, syscall: "fchown", path: D("o2"), status: PathFD, uid: 4321, gid: -1, dirfdFrom: 0},
-		"lchown_abs":         {op: OpChown, syscall: "lchown", path: D("lnk"), status: PathAbsolute, uid: 42, gid: 43},
-		"fchownat_gid_only":  {op: OpChown, syscall: "fchownat", path: sub + "/o3", status: PathResolved, uid: -1, gid: 99, flags: unix.AT_SYMLINK_NOFOLLOW, dirfdFrom: 0},
-		"link_rel":           {op: OpLink, syscall: "link", path: D("l1"), status: PathResolved, newPath: D("l1.hard"), newStatus: PathResolved},
-		"linkat_mixed":       {op: OpLink, syscall: "linkat", path: D("l1"), status: PathAbsolute, newPath: sub + "/l1.hard2", newStatus: PathResolved},
-		"symlink_rel":        {op: OpSymlink, syscall: "symlink", path: D("s1"), status: PathResolved, target: "/etc/passwd"},
-		"symlinkat_dirfd":    {op: OpSymlink, syscall: "symlinkat", path: sub + "/s2", status: PathResolved, target: "../x", dirfdFrom: 1},
-		"mkdir_rel":          {op: OpMkdir, syscall: "mkdir", path: D("d1"), status: PathResolved, mode: 0o755},
-		"mkdirat_sticky":     {op: OpMkdir, syscall: "mkdirat", path: sub + "/d2", status: PathResolved, mode: 0o1777, dirfdFrom: 0},
-		"unlink_missing":     {op: OpUnlink, syscall: "unlink", path: D("missing"), status: PathResolved, errno: unix.ENOENT},
-		"mkdir_exists":       {op: OpMkdir, syscall: "mkdir", path: D("d1"), status: PathResolved, mode: 0o700, errno: unix.EEXIST},
-		"fchmodat_bad_dirfd": {op: OpChmod, syscall: "fchmodat", path: "nodir", status: PathUnresolved, mode: 0o644, dirfd: 9999, errno: unix.EBADF},
-		"rename_no_dir":      {op: OpRename, syscall: "rename", path: D("t1"), status: PathResolved, newPath: D("nosuch/t1"), newStatus: PathAbsolute, errno: unix.ENOENT},
-		"truncate_too_long":  {op: OpTruncate, syscall: "truncate", path: (D(strings.Repeat("y", 5000)))[:pathBuf-1], status: PathAbsolute, length: 1, errno: unix.ENAMETOOLONG, pathTruncated: true},
+		"unlink_abs":           {op: OpUnlink, syscall: "unlink", path: D("u1"), status: PathAbsolute},
+		"unlinkat_dirfd":       {op: OpUnlink, syscall: "unlinkat", path: sub + "/u2", status: PathResolved, dirfdFrom: 0},
+		"unlinkat_rmdir":       {op: OpRmdir, syscall: "unlinkat", path: D("rd1"), status: PathResolved, flags: unix.AT_REMOVEDIR},
+		"rmdir_abs":            {op: OpRmdir, syscall: "rmdir", path: D("rd2"), status: PathAbsolute},
+		"rename_rel":           {op: OpRename, syscall: "rename", path: D("r1"), status: PathResolved, newPath: D("r1.new"), newStatus: PathResolved},
+		"renameat_mixed":       {op: OpRename, syscall: "renameat", path: sub + "/r2", status: PathResolved, newPath: D("r2.new"), newStatus: PathAbsolute, dirfdFrom: 0},
+		"renameat2_exchange":   {op: OpRename, syscall: "renameat2", path: D("r3"), status: PathResolved, newPath: D("r4"), newStatus: PathResolved, flags: unix.RENAME_EXCHANGE},
+		"truncate_rel":         {op: OpTruncate, syscall: "truncate", path: D("t1"), status: PathResolved, length: 5},
+		"ftruncate":            {op: OpTruncate, syscall: "ftruncate", path: D("t2"), status: PathFD, length: 7, dirfdFrom: 0},
+		"chmod_setuid":         {op: OpChmod, syscall: "chmod", path: D("m1"), status: PathResolved, mode: 0o4755},
+		"fchmod_setgid":        {op: OpChmod, syscall: "fchmod", path: D("m2"), status: PathFD, mode: 0o2750, dirfdFrom: 0},
+		"fchmodat_dirfd":       {op: OpChmod, syscall: "fchmodat", path: sub + "/m3", status: PathResolved, mode: 0o600, dirfdFrom: 0},
+		"fchmodat2":            {op: OpChmod, syscall: "fchmodat2", path: D("m4"), status: PathAbsolute, mode: 0o640},
+		"chown_rel":            {op: OpChown, syscall: "chown", path: D("o1"), status: PathResolved, uid: 1234, gid: 5678},
+		"fchown_uid_only":      {op: OpChown, syscall: "fchown", path: D("o2"), status: PathFD, uid: 4321, gid: -1, dirfdFrom: 0},
+		"lchown_abs":           {op: OpChown, syscall: "lchown", path: D("lnk"), status: PathAbsolute, uid: 42, gid: 43},
+		"fchownat_gid_only":    {op: OpChown, syscall: "fchownat", path: sub + "/o3", status: PathResolved, uid: -1, gid: 99, flags: unix.AT_SYMLINK_NOFOLLOW, dirfdFrom: 0},
+		"link_rel":             {op: OpLink, syscall: "link", path: D("l1"), status: PathResolved, newPath: D("l1.hard"), newStatus: PathResolved},
+		"linkat_mixed":         {op: OpLink, syscall: "linkat", path: D("l1"), status: PathAbsolute, newPath: sub + "/l1.hard2", newStatus: PathResolved},
+		"symlink_rel":          {op: OpSymlink, syscall: "symlink", path: D("s1"), status: PathResolved, target: "/etc/passwd"},
+		"symlinkat_dirfd":      {op: OpSymlink, syscall: "symlinkat", path: sub + "/s2", status: PathResolved, target: "../x", dirfdFrom: 1},
+		"mkdir_rel":            {op: OpMkdir, syscall: "mkdir", path: D("d1"), status: PathResolved, mode: 0o755},
+		"mkdirat_sticky":       {op: OpMkdir, syscall: "mkdirat", path: sub + "/d2", status: PathResolved, mode: 0o1777, dirfdFrom: 0},
+		"unlink_missing":       {op: OpUnlink, syscall: "unlink", path: D("missing"), status: PathResolved, errno: unix.ENOENT},
+		"mkdir_exists":         {op: OpMkdir, syscall: "mkdir", path: D("d1"), status: PathResolved, mode: 0o700, errno: unix.EEXIST},
+		"fchmodat_bad_dirfd":   {op: OpChmod, syscall: "fchmodat", path: "nodir", status: PathUnresolved, mode: 0o644, dirfd: 9999, errno: unix.EBADF},
+		"rename_no_dir":        {op: OpRename, syscall: "rename", path: D("t1"), status: PathResolved, newPath: D("nosuch/t1"), newStatus: PathAbsolute, errno: unix.ENOENT},
+		"openat_create":        {op: OpOpenWrite, syscall: "openat", path: D("w1"), status: PathResolved, mode: 0o600, flags: unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_CLOEXEC},
+		"open_append_abs":      {op: OpOpenWrite, syscall: "open", path: D("t2"), status: PathAbsolute, flags: unix.O_RDWR | unix.O_APPEND},
+		"creat_dirfd_less":     {op: OpOpenWrite, syscall: "creat", path: D("w2"), status: PathResolved, mode: 0o4755, flags: unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC},
+		"openat_dirfd_missing": {op: OpOpenWrite, syscall: "openat", path: sub + "/nofile", status: PathResolved, flags: unix.O_WRONLY, dirfdFrom: 0, errno: unix.ENOENT},
+		"open_readonly":        {}, // no event
+		"truncate_too_long":    {op: OpTruncate, syscall: "truncate", path: (D(strings.Repeat("y", 5000)))[:pathBuf-1], status: PathAbsolute, length: 1, errno: unix.ENAMETOOLONG, pathTruncated: true},
 	}
 	for name, w := range wants {
-		if w.dirfdFrom == 0 && !strings.Contains("unlinkat_dirfd renameat_mixed ftruncate fchmod_setgid fchmodat_dirfd fchown_uid_only fchownat_gid_only mkdirat_sticky", name) {
+		if w.dirfdFrom == 0 && !strings.Contains("unlinkat_dirfd renameat_mixed ftruncate fchmod_setgid fchmodat_dirfd fchown_uid_only fchownat_gid_only mkdirat_sticky openat_dirfd_missing", name) {
 			w.dirfdFrom = -1
 			if w.dirfd == 0 {
 				w.dirfd = unix.AT_FDCWD
@@ -146,11 +156,21 @@ func TestKernelFileChanges(t *testing.T) {
 	t.Logf("probe started in %v", time.Since(t0))
 	res := c.run(t)
 	pid := c.cmd.Process.Pid
-	got := collect(subscr, pid, 5*time.Second, func(evs []*FileChange) bool { return len(evs) >= len(calls) })
+	// The child opens the files of fd-based calls O_RDWR: open_write events too.
+	harnessOpens := 0
+	for _, c := range calls {
+		for i := range c.Open {
+			if !c.Dir[i] {
+				harnessOpens++
+			}
+		}
+	}
+	wantEvents := len(calls) - 1 + harnessOpens
+	got := collect(subscr, pid, 5*time.Second, func(evs []*FileChange) bool { return len(evs) >= wantEvents })
 	time.Sleep(200 * time.Millisecond)
 	got = append(got, collect(subscr, pid, 300*time.Millisecond, func([]*FileChange) bool { return false })...)
-	if len(got) != len(calls) {
-		t.Errorf("%d events from the child, want %d", len(got), len(calls))
+	if len(got) != wantEvents {
+		t.Errorf("%d events from the child, want %d (none for the read-only open)", len(got), wantEvents)
 	}
 	for _, call := range calls {
 		name := call.Name
@@ -158,6 +178,22 @@ func TestKernelFileChanges(t *testing.T) {
 		wantRet := int64(0)
 		if w.errno != 0 {
 			wantRet = -int64(w.errno)
+		}
+		if w.op == OpOpenWrite || w.op == "" {
+			if w.errno == 0 && r.Ret < 0 {
+				t.Errorf("%s: the child's open failed: %d", name, r.Ret)
+			}
+			if w.errno == 0 {
+				wantRet = r.Ret // the fd
+			}
+		}
+		if w.op == "" {
+			for _, e := range got {
+				if e.Op == OpOpenWrite && e.Flags&(unix.O_WRONLY|unix.O_RDWR) == 0 {
+					t.Errorf("%s: event for a read-only open: %+v", name, e)
+				}
+			}
+			continue
 		}
 		if r.Ret != wantRet {
 			t.Errorf("%s: the child got %d, the test expects %d: fix the workload", name, r.Ret, wantRet)
@@ -181,6 +217,9 @@ func TestKernelFileChanges(t *testing.T) {
 		if e.Op != w.op || e.PathStatus != w.status || e.NewPath != w.newPath || e.NewPathStatus != w.newStatus || e.Target != w.target || e.PathTruncated != w.pathTruncated {
 			t.Errorf("%s: op %s status %s new %q (%s) target %q truncated %v; want %s %s %q (%s) %q %v", name,
 				e.Op, e.PathStatus, e.NewPath, e.NewPathStatus, e.Target, e.PathTruncated, w.op, w.status, w.newPath, w.newStatus, w.target, w.pathTruncated)
+		}
+		if e.Setuid != (w.mode&0o4000 != 0) || e.Setgid != (w.mode&0o2000 != 0) {
+			t.Errorf("%s: setuid %v setgid %v for mode %#o", name, e.Setuid, e.Setgid, w.mode)
 		}
 		if e.Mode != w.mode || e.NewUID != w.uid || e.NewGID != w.gid || e.Length != w.length || e.Flags != w.flags {
 			t.Errorf("%s: mode %#o uid %d gid %d length %d flags %#x; want %#o %d %d %d %#x", name, e.Mode, e.NewUID, e.NewGID, e.Length, e.Flags, w.mode, w.uid, w.gid, w.length, w.flags)

@@ -23,6 +23,9 @@ const (
 	OpLink     = "link"
 	OpSymlink  = "symlink"
 	OpMkdir    = "mkdir"
+	// OpOpenWrite is an open that may change the file: for writing
+	// (O_WRONLY, O_RDWR), creating (O_CREAT) or truncating (O_TRUNC).
+	OpOpenWrite = "open_write"
 )
 
 // Path states of FileChange.PathStatus and NewPathStatus: how the path was
@@ -35,9 +38,10 @@ const (
 )
 
 // FileChange is one completed unlink, rmdir, rename, truncate, chmod,
-// chown, link, symlink or mkdir, in any of its syscall forms, successful or
-// not. One kind with an op field, so a rule or trace can take all file
-// changes at once (`evt.op in ["unlink", "rename"]`) and every op shares
+// chown, link, symlink or mkdir, in any of its syscall forms, or an open
+// for writing, creating or truncating (open_write), successful or not.
+// One kind with an op field, so a rule or trace can take all file changes
+// at once (`evt.op in ["unlink", "rename"]`) and every op shares
 // the path fields.
 //
 // Which path is which: Path is the file the call acts on (the old name of
@@ -46,8 +50,8 @@ const (
 // symlink stores.
 type FileChange struct {
 	event.Header
-	Op            string `json:"op" doc:"unlink, rmdir, rename, truncate, chmod, chown, link, symlink or mkdir"`
-	Syscall       string `json:"syscall" doc:"the syscall: unlink, unlinkat, rmdir, rename, renameat, renameat2, truncate, ftruncate, chmod, fchmod, fchmodat, fchmodat2, chown, fchown, lchown, fchownat, link, linkat, symlink, symlinkat, mkdir, mkdirat"`
+	Op            string `json:"op" doc:"unlink, rmdir, rename, truncate, chmod, chown, link, symlink, mkdir, or open_write (an open with O_WRONLY, O_RDWR, O_CREAT or O_TRUNC)"`
+	Syscall       string `json:"syscall" doc:"the syscall: unlink, unlinkat, rmdir, rename, renameat, renameat2, truncate, ftruncate, chmod, fchmod, fchmodat, fchmodat2, chown, fchown, lchown, fchownat, link, linkat, symlink, symlinkat, mkdir, mkdirat, open, openat, openat2, creat"`
 	Path          string `json:"path" doc:"absolute path of the file acted on (a rename's old name, a link's existing file, a symlink's new link), unless path_status is unresolved"`
 	PathStatus    string `json:"path_status" doc:"absolute (passed so), resolved (relative, joined to cwd or dirfd), fd (the fd's file) or unresolved (as passed)"`
 	PathTruncated bool   `json:"path_truncated" doc:"path was cut at 4095 bytes"`
@@ -57,12 +61,15 @@ type FileChange struct {
 	Dirfd         int32  `json:"dirfd" doc:"directory fd of an at-call, or the fd of ftruncate, fchmod and fchown (-100: AT_FDCWD)"`
 	// Mode is the mode chmod sets or mkdir asks for (before the umask),
 	// with the setuid (04000, 2048), setgid (02000, 1024) and sticky bits.
-	Mode   uint32 `json:"mode" doc:"chmod: the new mode; mkdir: the mode asked for (before umask); setuid is 04000 (2048), setgid 02000 (1024)"`
+	Mode uint32 `json:"mode" doc:"chmod: the new mode; mkdir and open_write with O_CREAT: the mode asked for (before umask); setuid is 04000 (2048), setgid 02000 (1024)"`
+	// Setuid and Setgid test Mode's bits for rules (CEL has no & operator).
+	Setuid bool   `json:"setuid" doc:"mode has the setuid bit (04000)"`
+	Setgid bool   `json:"setgid" doc:"mode has the setgid bit (02000)"`
 	NewUID int64  `json:"new_uid" doc:"chown: the new owner; -1 unchanged or not a chown"`
 	NewGID int64  `json:"new_gid" doc:"chown: the new group; -1 unchanged or not a chown"`
 	Length int64  `json:"length" doc:"truncate: the new length in bytes"`
-	Flags  uint32 `json:"flags" doc:"the call's flags (AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, RENAME_EXCHANGE ...), 0 when it has none"`
-	Ret    int32  `json:"ret" doc:"the syscall return: 0 or -errno"`
+	Flags  uint32 `json:"flags" doc:"the call's flags (open_write: O_* open flags; else AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, RENAME_EXCHANGE ...), 0 when it has none"`
+	Ret    int32  `json:"ret" doc:"the syscall return: 0 (open_write: the fd) or -errno"`
 	Error  string `json:"error,omitempty" doc:"errno name of a failed call"`
 	// Watch is the watched prefix the path (or new_path) is under.
 	Watch string `json:"watch,omitempty" doc:"the watched prefix the change fell under (probes.filechange.watch_paths)"`
@@ -72,7 +79,7 @@ var kinds = schema.Names(
 	schema.MustRegister(schema.Kind{
 		Name:     KindFileChange,
 		Producer: Name,
-		Doc:      "A completed unlink, rmdir, rename, truncate, chmod, chown, link, symlink or mkdir (every syscall form) under a watched tree, with absolute paths, the new mode, owner or length, and the result; calls outside the watched trees are only counted.",
+		Doc:      "A completed unlink, rmdir, rename, truncate, chmod, chown, link, symlink, mkdir (every syscall form) or open for writing (open_write) under a watched tree, with absolute paths, the new mode, owner or length, and the result; calls outside the watched trees are only counted.",
 		Columns: []schema.Column{
 			{Header: "TIME", Field: "time"}, {Header: "PID", Field: "pid"}, {Header: "COMM", Field: "comm"},
 			{Header: "OP", Field: "op"},
@@ -113,6 +120,11 @@ func detail(e *FileChange) string {
 	switch e.Op {
 	case OpChmod, OpMkdir:
 		return fmt.Sprintf("%#o", e.Mode)
+	case OpOpenWrite:
+		if e.Mode != 0 {
+			return fmt.Sprintf("%#o %#o", e.Flags, e.Mode)
+		}
+		return fmt.Sprintf("%#o", e.Flags)
 	case OpChown:
 		return id(e.NewUID) + ":" + id(e.NewGID)
 	case OpTruncate:
