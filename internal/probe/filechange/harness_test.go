@@ -44,6 +44,9 @@ type childCall struct {
 	Open map[int]string `json:"open,omitempty"` // O_PATH|O_DIRECTORY for dirs, O_RDWR for files
 	Dir  map[int]bool   `json:"dir,omitempty"`
 	Cwd  string         `json:"cwd,omitempty"` // chdir here first
+	// How passes openat2's struct open_how at argument 2 (flags from
+	// Args[2], mode from Args[3]) and its size at argument 3.
+	How bool `json:"how,omitempty"`
 }
 
 // childResult is what the kernel returned, and the fds it used.
@@ -98,6 +101,11 @@ func childMain(script string) {
 			defer unix.Close(fd)
 			a[i] = uintptr(fd)
 			res.FDs[i] = int64(fd)
+		}
+		var how unix.OpenHow
+		if c.How {
+			how = unix.OpenHow{Flags: uint64(c.Args[2]), Mode: uint64(c.Args[3])}
+			a[2], a[3] = uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how)
 		}
 		r1, _, e := unix.Syscall6(c.NR, a[0], a[1], a[2], a[3], a[4], a[5])
 		res.Ret = int64(r1)

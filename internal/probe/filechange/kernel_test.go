@@ -91,6 +91,7 @@ func TestKernelFileChanges(t *testing.T) {
 		{Name: "open_append_abs", NR: unix.SYS_OPEN, Args: [6]int64{0, unix.O_RDWR | unix.O_APPEND}, Str: S(0, dir+"/t2")},
 		{Name: "creat_dirfd_less", NR: unix.SYS_CREAT, Args: [6]int64{0, 0o4755}, Str: S(0, "w2")},
 		{Name: "openat_dirfd_missing", NR: unix.SYS_OPENAT, Args: [6]int64{0, 0, unix.O_WRONLY}, Str: S(1, "nofile"), Open: subFD, Dir: isDir},
+		{Name: "openat2_dirfd", NR: unix.SYS_OPENAT2, Args: [6]int64{0, 0, unix.O_RDWR | unix.O_CREAT | unix.O_EXCL, 0o2640}, Str: S(1, "w3"), Open: subFD, Dir: isDir, How: true},
 		{Name: "open_readonly", NR: unix.SYS_OPEN, Args: [6]int64{0, unix.O_RDONLY}, Str: S(0, dir+"/t2")},
 		{Name: "truncate_too_long", NR: unix.SYS_TRUNCATE, Args: [6]int64{0, 1}, Str: S(0, dir+"/"+strings.Repeat("y", 5000))},
 	}
@@ -127,11 +128,12 @@ func TestKernelFileChanges(t *testing.T) {
 		"open_append_abs":      {op: OpOpenWrite, syscall: "open", path: D("t2"), status: PathAbsolute, flags: unix.O_RDWR | unix.O_APPEND},
 		"creat_dirfd_less":     {op: OpOpenWrite, syscall: "creat", path: D("w2"), status: PathResolved, mode: 0o4755, flags: unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC},
 		"openat_dirfd_missing": {op: OpOpenWrite, syscall: "openat", path: sub + "/nofile", status: PathResolved, flags: unix.O_WRONLY, dirfdFrom: 0, errno: unix.ENOENT},
+		"openat2_dirfd":        {op: OpOpenWrite, syscall: "openat2", path: sub + "/w3", status: PathResolved, mode: 0o2640, flags: unix.O_RDWR | unix.O_CREAT | unix.O_EXCL, dirfdFrom: 0},
 		"open_readonly":        {}, // no event
 		"truncate_too_long":    {op: OpTruncate, syscall: "truncate", path: (D(strings.Repeat("y", 5000)))[:pathBuf-1], status: PathAbsolute, length: 1, errno: unix.ENAMETOOLONG, pathTruncated: true},
 	}
 	for name, w := range wants {
-		if w.dirfdFrom == 0 && !strings.Contains("unlinkat_dirfd renameat_mixed ftruncate fchmod_setgid fchmodat_dirfd fchown_uid_only fchownat_gid_only mkdirat_sticky openat_dirfd_missing", name) {
+		if w.dirfdFrom == 0 && !strings.Contains("unlinkat_dirfd renameat_mixed ftruncate fchmod_setgid fchmodat_dirfd fchown_uid_only fchownat_gid_only mkdirat_sticky openat_dirfd_missing openat2_dirfd", name) {
 			w.dirfdFrom = -1
 			if w.dirfd == 0 {
 				w.dirfd = unix.AT_FDCWD
