@@ -800,8 +800,11 @@ int tp_exit(struct syscall_exit_ctx *ctx)
 	put(e, 0, 0, len1);
 	put(e, 1, len1 + 1, len2);
 
+	/* Two full paths make 2 * PATH_BUF bytes: one more than a 13-bit mask. */
 	__u64 size = len1 + 1 + len2 + 1;
-	asm volatile("%[size] &= 8191" : [size] "+r"(size));
+	asm volatile("%[size] &= 16383" : [size] "+r"(size));
+	if (size > 2 * PATH_BUF)
+		goto out;
 	__u64 flags = 0;
 	if (wakeup_bytes)
 		flags = vigil_ring_flags(&events, wakeup_bytes);

@@ -281,7 +281,7 @@ func (p *Probe) eventOf(r rawChange) *FileChange {
 	default:
 		e.Path, e.PathStatus, e.PathTruncated = r.path1, stateName(r.state1), r.trunc1
 		if r.state2 != stateNone {
-			e.NewPath, e.NewPathStatus = r.path2, stateName(r.state2)
+			e.NewPath, e.NewPathStatus, e.NewPathTruncated = r.path2, stateName(r.state2), r.trunc2
 		}
 	}
 	switch r.op {

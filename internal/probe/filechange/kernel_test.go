@@ -93,6 +93,7 @@ func TestKernelFileChanges(t *testing.T) {
 		{Name: "openat_dirfd_missing", NR: unix.SYS_OPENAT, Args: [6]int64{0, 0, unix.O_WRONLY}, Str: S(1, "nofile"), Open: subFD, Dir: isDir},
 		{Name: "openat2_dirfd", NR: unix.SYS_OPENAT2, Args: [6]int64{0, 0, unix.O_RDWR | unix.O_CREAT | unix.O_EXCL, 0o2640}, Str: S(1, "w3"), Open: subFD, Dir: isDir, How: true},
 		{Name: "open_readonly", NR: unix.SYS_OPEN, Args: [6]int64{0, unix.O_RDONLY}, Str: S(0, dir+"/t2")},
+		{Name: "rename_both_too_long", NR: unix.SYS_RENAME, Str: S(0, dir+"/"+strings.Repeat("a", 5000), 1, dir+"/"+strings.Repeat("b", 5000))},
 		{Name: "truncate_too_long", NR: unix.SYS_TRUNCATE, Args: [6]int64{0, 1}, Str: S(0, dir+"/"+strings.Repeat("y", 5000))},
 	}
 	D := func(s string) string { return dir + "/" + s }
@@ -130,7 +131,9 @@ func TestKernelFileChanges(t *testing.T) {
 		"openat_dirfd_missing": {op: OpOpenWrite, syscall: "openat", path: sub + "/nofile", status: PathResolved, flags: unix.O_WRONLY, dirfdFrom: 0, errno: unix.ENOENT},
 		"openat2_dirfd":        {op: OpOpenWrite, syscall: "openat2", path: sub + "/w3", status: PathResolved, mode: 0o2640, flags: unix.O_RDWR | unix.O_CREAT | unix.O_EXCL, dirfdFrom: 0},
 		"open_readonly":        {}, // no event
-		"truncate_too_long":    {op: OpTruncate, syscall: "truncate", path: (D(strings.Repeat("y", 5000)))[:pathBuf-1], status: PathAbsolute, length: 1, errno: unix.ENAMETOOLONG, pathTruncated: true},
+		"rename_both_too_long": {op: OpRename, syscall: "rename", path: D(strings.Repeat("a", 5000))[:pathBuf-1], status: PathAbsolute,
+			newPath: D(strings.Repeat("b", 5000))[:pathBuf-1], newStatus: PathAbsolute, errno: unix.ENAMETOOLONG, pathTruncated: true},
+		"truncate_too_long": {op: OpTruncate, syscall: "truncate", path: (D(strings.Repeat("y", 5000)))[:pathBuf-1], status: PathAbsolute, length: 1, errno: unix.ENAMETOOLONG, pathTruncated: true},
 	}
 	for name, w := range wants {
 		if w.dirfdFrom == 0 && !strings.Contains("unlinkat_dirfd renameat_mixed ftruncate fchmod_setgid fchmodat_dirfd fchown_uid_only fchownat_gid_only mkdirat_sticky openat_dirfd_missing openat2_dirfd", name) {
@@ -216,7 +219,7 @@ func TestKernelFileChanges(t *testing.T) {
 			continue
 		}
 		e := matches[0]
-		if e.Op != w.op || e.PathStatus != w.status || e.NewPath != w.newPath || e.NewPathStatus != w.newStatus || e.Target != w.target || e.PathTruncated != w.pathTruncated {
+		if e.Op != w.op || e.PathStatus != w.status || e.NewPath != w.newPath || e.NewPathTruncated != (w.pathTruncated && w.newPath != "") || e.NewPathStatus != w.newStatus || e.Target != w.target || e.PathTruncated != w.pathTruncated {
 			t.Errorf("%s: op %s status %s new %q (%s) target %q truncated %v; want %s %s %q (%s) %q %v", name,
 				e.Op, e.PathStatus, e.NewPath, e.NewPathStatus, e.Target, e.PathTruncated, w.op, w.status, w.newPath, w.newStatus, w.target, w.pathTruncated)
 		}

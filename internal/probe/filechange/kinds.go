@@ -57,8 +57,10 @@ type FileChange struct {
 	PathTruncated bool   `json:"path_truncated" doc:"path was cut at 4095 bytes"`
 	NewPath       string `json:"new_path,omitempty" doc:"rename and link: the new name (absolute unless new_path_status is unresolved)"`
 	NewPathStatus string `json:"new_path_status,omitempty" doc:"how new_path was obtained, as path_status"`
-	Target        string `json:"target,omitempty" doc:"symlink: the text the link stores, as passed"`
-	Dirfd         int32  `json:"dirfd" doc:"directory fd of an at-call, or the fd of ftruncate, fchmod and fchown (-100: AT_FDCWD)"`
+	// NewPathTruncated is new_path cut at 4095 bytes.
+	NewPathTruncated bool   `json:"new_path_truncated,omitempty" doc:"new_path was cut at 4095 bytes"`
+	Target           string `json:"target,omitempty" doc:"symlink: the text the link stores, as passed"`
+	Dirfd            int32  `json:"dirfd" doc:"directory fd of an at-call, or the fd of ftruncate, fchmod and fchown (-100: AT_FDCWD)"`
 	// Mode is the mode chmod sets or mkdir asks for (before the umask),
 	// with the setuid (04000, 2048), setgid (02000, 1024) and sticky bits.
 	Mode uint32 `json:"mode" doc:"chmod: the new mode; mkdir and open_write with O_CREAT: the mode asked for (before umask); setuid is 04000 (2048), setgid 02000 (1024)"`
@@ -95,7 +97,7 @@ var kinds = schema.Names(
 				p := showPath(e.Path, e.PathStatus, e.PathTruncated)
 				switch {
 				case e.NewPath != "":
-					p += " -> " + showPath(e.NewPath, e.NewPathStatus, false)
+					p += " -> " + showPath(e.NewPath, e.NewPathStatus, e.NewPathTruncated)
 				case e.Target != "":
 					p += " -> " + e.Target
 				}
