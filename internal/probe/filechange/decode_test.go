@@ -151,3 +151,23 @@ func TestPlanWatch(t *testing.T) {
 		t.Error("watchedBy does not follow the kernel's path+'/' rule")
 	}
 }
+
+// The DETAIL column of `vigil trace file_change`.
+func TestDetailColumn(t *testing.T) {
+	for _, c := range []struct {
+		e    FileChange
+		want string
+	}{
+		{FileChange{Op: OpChmod, Mode: 0o4755}, "04755"},
+		{FileChange{Op: OpMkdir, Mode: 0o700}, "0700"},
+		{FileChange{Op: OpChown, NewUID: 0, NewGID: -1}, "0:-"},
+		{FileChange{Op: OpTruncate, Length: 3}, "3"},
+		{FileChange{Op: OpOpenWrite, Flags: 0o1101, Mode: 0o600}, "01101 0600"},
+		{FileChange{Op: OpOpenWrite, Flags: 0o2001}, "02001"},
+		{FileChange{Op: OpUnlink}, ""},
+	} {
+		if got := detail(&c.e); got != c.want {
+			t.Errorf("%s: detail %q, want %q", c.e.Op, got, c.want)
+		}
+	}
+}
