@@ -143,11 +143,6 @@ struct pathbuf {
 	char b[2 * PATH_BUF];
 };
 
-/* Calls by op, watched or not, failed or not: [op][watched][failed]. */
-struct count_key {
-	__u32 idx;
-};
-
 struct walk {
 	__u64 names[MAX_DEPTH];
 	__u32 lens[MAX_DEPTH];
@@ -193,6 +188,7 @@ struct {
 	__type(value, struct fc_args);
 } inflight SEC(".maps");
 
+/* Calls by op, watched or not, failed or not: index op * 4 + watched * 2 + failed. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FC_MAX * 4);

@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -112,7 +112,8 @@ func childMain(script string) {
 		if e != 0 {
 			res.Ret = -int64(e)
 		}
-		_ = keep
+		runtime.KeepAlive(keep)
+		runtime.KeepAlive(&how)
 		out = append(out, res)
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(out)
@@ -244,5 +245,3 @@ func mustMkdir(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
-
-var _ = syscall.Getpid
