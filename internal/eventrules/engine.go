@@ -66,6 +66,13 @@ type Engine struct {
 	bursts   map[string]*burstRuntime // by rule name
 	dedup    map[string]*dedupEntry
 	dedupLen atomic.Int64
+
+	// index finds the candidate rules of an event (built by Install from
+	// the rules' guards); linear evaluates every rule of the kind instead
+	// (benchmarks and the equivalence test compare the two).
+	index   map[event.Kind]*ruleIndex
+	scratch candScratch
+	linear  bool
 }
 
 // NewEngine returns an engine with no rules. procs may be nil (no process
@@ -145,6 +152,10 @@ func (e *Engine) Install(rs *Ruleset) {
 		e.counters[s.Name] = e.m.forRule(s.Name)
 	}
 	e.reorder.window = rs.Opts.ReorderWindow
+	e.index = make(map[event.Kind]*ruleIndex, len(rs.byKind))
+	for k, rules := range rs.byKind {
+		e.index[k] = buildIndex(rules)
+	}
 	e.rs = rs
 	e.m.loaded.WithLabelValues("rule").Set(float64(len(rs.Rules)))
 	e.m.loaded.WithLabelValues("sequence").Set(float64(len(rs.Sequences)))
@@ -169,9 +180,17 @@ func (e *Engine) Handle(ev event.Event) {
 		c := &e.ctx
 		c.reset(ev, e.procs, rs.Opts.AncestryDepth)
 		c.enableCache()
-		for _, r := range rules {
-			if passGuards(r.guards, c) && e.evalBool(r.cond, c, r.Name) {
-				e.matchRule(r, c)
+		if ix := e.index[k]; ix != nil && !e.linear {
+			for _, i := range ix.candidates(c, &e.scratch) {
+				if r := rules[i]; passGuards(r.guards, c) && e.evalBool(r.cond, c, r.Name) {
+					e.matchRule(r, c)
+				}
+			}
+		} else {
+			for _, r := range rules {
+				if passGuards(r.guards, c) && e.evalBool(r.cond, c, r.Name) {
+					e.matchRule(r, c)
+				}
 			}
 		}
 		c.ev, c.h, c.rv, c.anc, c.steps = nil, nil, reflect.Value{}, nil, nil
