@@ -182,7 +182,7 @@ func (e *Engine) Handle(ev event.Event) {
 		c.enableCache()
 		if ix := e.index[k]; ix != nil && !e.linear {
 			for _, i := range ix.candidates(c, &e.scratch) {
-				if r := rules[i]; passGuards(r.guards, c) && e.evalBool(r.cond, c, r.Name) {
+				if r := rules[i]; passGuards(ix.rest[i], c) && e.evalBool(r.cond, c, r.Name) {
 					e.matchRule(r, c)
 				}
 			}
@@ -281,22 +281,16 @@ func (e *Engine) fire(f firing) {
 		}
 		groupVals = append(groupVals, formatVal(v))
 	}
-	labels := map[string]string{"alertname": f.name, "rule": f.name, "severity": f.severity}
-	if e.rs.Opts.Host != "" {
-		labels["host"] = e.rs.Opts.Host
-	}
+	// The dedup key first: a suppressed repeat builds no alert.
+	var container, workload string
 	if h.Container != "" {
-		labels["container"] = shortID(h.Container)
+		container = shortID(h.Container)
 	} else if strings.HasSuffix(h.Unit, ".service") {
 		// Services only: session and transient scopes (session-42.scope,
 		// run-r1234.scope) would make the label unbounded.
-		labels["workload"] = h.Unit
+		workload = h.Unit
 	}
-	if len(groupVals) > 0 {
-		sum := sha256.Sum256([]byte(strings.Join(groupVals, "\x00")))
-		labels["group"] = hex.EncodeToString(sum[:6])
-	}
-	key := f.name + "\x00" + labels["container"] + "\x00" + labels["workload"] + "\x00" + strings.Join(groupVals, "\x00")
+	key := f.name + "\x00" + container + "\x00" + workload + "\x00" + strings.Join(groupVals, "\x00")
 	if d := e.dedup[key]; d != nil && !e.rs.Opts.NoSuppression {
 		if now.Before(d.windowEnd) {
 			d.repeats++
@@ -307,6 +301,19 @@ func (e *Engine) fire(f firing) {
 		e.flushEntry(d, now)
 		delete(e.dedup, key)
 		e.dedupLen.Store(int64(len(e.dedup)))
+	}
+	labels := map[string]string{"alertname": f.name, "rule": f.name, "severity": f.severity}
+	if e.rs.Opts.Host != "" {
+		labels["host"] = e.rs.Opts.Host
+	}
+	if container != "" {
+		labels["container"] = container
+	} else if workload != "" {
+		labels["workload"] = workload
+	}
+	if len(groupVals) > 0 {
+		sum := sha256.Sum256([]byte(strings.Join(groupVals, "\x00")))
+		labels["group"] = hex.EncodeToString(sum[:6])
 	}
 	summary := f.output.render(f.act)
 	if summary == "" {

@@ -36,6 +36,12 @@ func (g *guard) pass(c *evalCtx) bool {
 		}
 		return false
 	}
+	switch {
+	case g.f.str != nil && !g.isBool && g.contains == "":
+		return g.passString(g.f.str(c))
+	case g.f.strs != nil && g.contains != "":
+		return slices.Contains(g.f.strs(c), g.contains)
+	}
 	v := c.value(g.f)
 	if g.isBool {
 		return v == types.True
@@ -54,16 +60,20 @@ func (g *guard) pass(c *evalCtx) bool {
 	if !ok {
 		return true // unexpected type: let CEL decide
 	}
-	if _, hit := g.eq[string(s)]; hit {
+	return g.passString(string(s))
+}
+
+func (g *guard) passString(s string) bool {
+	if _, hit := g.eq[s]; hit {
 		return true
 	}
 	for _, p := range g.prefixes {
-		if strings.HasPrefix(string(s), p) {
+		if strings.HasPrefix(s, p) {
 			return true
 		}
 	}
 	for _, p := range g.suffixes {
-		if strings.HasSuffix(string(s), p) {
+		if strings.HasSuffix(s, p) {
 			return true
 		}
 	}

@@ -22,6 +22,10 @@ type ruleIndex struct {
 	n      int     // rules of the kind
 	always []int32 // rules without a guard: always candidates
 	fields []*fieldIndex
+	// filed is the guard each rule is filed under (nil: always); rest are
+	// its other guards, the ones left to test on a candidate.
+	filed []*guard
+	rest  [][]*guard
 }
 
 // fieldIndex holds the tests filed on one field.
@@ -32,8 +36,8 @@ type fieldIndex struct {
 	suffixes affixSet
 	contains map[string][]int32 // list field: element -> rules
 	isTrue   []int32
-	// all is every rule filed here: candidates when the value does not
-	// have the field's type (the guard lets CEL decide then).
+	// all is every rule filed here: when the value does not have the
+	// field's type, their guards are tested one by one.
 	all []int32
 }
 
@@ -74,9 +78,18 @@ func (s *candScratch) add(ids []int32) {
 	}
 }
 
+func (s *candScratch) addOne(id int32) {
+	s.added++
+	if s.mark[id] != s.gen {
+		s.mark[id] = s.gen
+		s.out = append(s.out, id)
+	}
+}
+
 // candidates returns the positions (in the kind's rule list, ascending)
-// of the rules whose filed guard passes for the event in c. The slice is
-// scratch space, valid until the next call.
+// of the rules without a guard and of those whose filed guard passes for
+// the event in c: only ix.rest of a candidate is left to test. The slice
+// is scratch space, valid until the next call.
 func (ix *ruleIndex) candidates(c *evalCtx, s *candScratch) []int32 {
 	s.begin(ix.n)
 	s.add(ix.always)
@@ -86,14 +99,16 @@ func (ix *ruleIndex) candidates(c *evalCtx, s *candScratch) []int32 {
 			fi.matchString(f.str(c), s)
 		case f.strs != nil:
 			if fi.contains == nil {
-				s.add(fi.all)
+				ix.slow(fi, c, s)
 				break
 			}
 			for _, e := range f.strs(c) {
 				s.add(fi.contains[e])
 			}
 		default:
-			fi.match(c.value(f), s)
+			if !fi.match(c.value(f), s) {
+				ix.slow(fi, c, s)
+			}
 		}
 	}
 	if s.added > 1 {
@@ -102,7 +117,9 @@ func (ix *ruleIndex) candidates(c *evalCtx, s *candScratch) []int32 {
 	return s.out
 }
 
-func (fi *fieldIndex) match(v any, s *candScratch) {
+// match files the candidates of value v; false when v does not have a
+// type the index handles.
+func (fi *fieldIndex) match(v any, s *candScratch) bool {
 	switch x := v.(type) {
 	case types.String:
 		fi.matchString(string(x), s)
@@ -111,20 +128,26 @@ func (fi *fieldIndex) match(v any, s *candScratch) {
 			s.add(fi.isTrue)
 		}
 	case traits.Lister:
-		if fi.contains == nil {
-			s.add(fi.all)
-			return
-		}
 		ss, ok := x.Value().([]string)
-		if !ok {
-			s.add(fi.all)
-			return
+		if !ok || fi.contains == nil {
+			return false
 		}
 		for _, e := range ss {
 			s.add(fi.contains[e])
 		}
 	default:
-		s.add(fi.all)
+		return false
+	}
+	return true
+}
+
+// slow tests the filed guard of every rule filed on fi (for a value of
+// an unexpected type, from runtime-built kinds).
+func (ix *ruleIndex) slow(fi *fieldIndex, c *evalCtx, s *candScratch) {
+	for _, id := range fi.all {
+		if ix.filed[id].pass(c) {
+			s.addOne(id)
+		}
 	}
 }
 
@@ -240,7 +263,7 @@ func guardRank(g *guard) int {
 
 // buildIndex files the rules of one kind (in their evaluation order).
 func buildIndex(rules []*Rule) *ruleIndex {
-	ix := &ruleIndex{n: len(rules)}
+	ix := &ruleIndex{n: len(rules), filed: make([]*guard, len(rules)), rest: make([][]*guard, len(rules))}
 	type fb struct {
 		fi       *fieldIndex
 		pre, suf affixBuilder
@@ -258,6 +281,12 @@ func buildIndex(rules []*Rule) *ruleIndex {
 		if best == nil {
 			ix.always = append(ix.always, id)
 			continue
+		}
+		ix.filed[id] = best
+		for _, g := range r.guards {
+			if g != best {
+				ix.rest[id] = append(ix.rest[id], g)
+			}
 		}
 		for _, a := range alternatives(best) {
 			b := byField[a.f]
