@@ -111,7 +111,16 @@ func (ix *ruleIndex) candidates(c *evalCtx, s *candScratch) []int32 {
 			}
 		}
 	}
-	if s.added > 1 {
+	switch {
+	case s.added <= 1 || len(s.out) <= 1:
+	case len(s.out)*8 > ix.n: // many: a scan of the marks is cheaper than a sort
+		s.out = s.out[:0]
+		for id, m := range s.mark[:ix.n] {
+			if m == s.gen {
+				s.out = append(s.out, int32(id))
+			}
+		}
+	default:
 		slices.Sort(s.out)
 	}
 	return s.out
