@@ -178,13 +178,17 @@ func randomCond(r *rand.Rand, k event.Kind, depth int) string {
 			func() string { return `evt.args.exists(a, a.startsWith("--"))` },
 			func() string { return "basename(evt.filename) == " + q(pickOne(r, vNames)) },
 			func() string { return `evt.filename.matches("^/tmp/[a-z0-9-]+/")` },
-			func() string { return "evt.filename in " + list([]string{"/usr/bin/ls", "/bin/sh", "/tmp/x", "/usr/bin/curl"}) },
+			func() string {
+				return "evt.filename in " + list([]string{"/usr/bin/ls", "/bin/sh", "/tmp/x", "/usr/bin/curl"})
+			},
 		}
 	case event.KindOpen:
 		own = []func() string{
 			func() string { return "evt.path == " + q(pickOne(r, vPaths)) },
 			func() string { return "evt.path in " + list(vPaths) },
-			func() string { return "evt.path.startsWith(" + q(pickOne(r, []string{"/etc/", "/root/.ssh/", "/home/", "/tmp/", "/etc/sudoers", ""})) + ")" },
+			func() string {
+				return "evt.path.startsWith(" + q(pickOne(r, []string{"/etc/", "/root/.ssh/", "/home/", "/tmp/", "/etc/sudoers", ""})) + ")"
+			},
 			func() string { return "evt.path.endsWith(" + q(pickOne(r, vSuffix)) + ")" },
 			func() string { return "evt.ret >= 0" },
 		}

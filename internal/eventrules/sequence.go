@@ -1,7 +1,6 @@
 package eventrules
 
 import (
-	"container/heap"
 	"container/list"
 	"reflect"
 	"strings"
@@ -209,7 +208,7 @@ func (e *Engine) expire(rt *seqRuntime, t time.Time) {
 func (e *Engine) drainLocked(now time.Time, all bool) {
 	cut := now.Add(-e.reorder.window)
 	for e.reorder.Len() > 0 {
-		if !all && evTime(e.reorder.items[0].ev).After(cut) {
+		if !all && e.reorder.oldest().After(cut) {
 			return
 		}
 		e.sequenceEvent(e.reorder.pop())
@@ -226,35 +225,65 @@ type reorderBuf struct {
 
 type reorderItem struct {
 	ev  event.Event
+	t   time.Time // the event's time, read once
 	seq uint64
 }
 
 const maxReorder = 65536
 
+// The buffer is a binary min-heap on (time, arrival), written out for its
+// one item type (container/heap would box every item and call through
+// interfaces on each comparison).
+
 func (r *reorderBuf) Len() int { return len(r.items) }
-func (r *reorderBuf) Less(i, j int) bool {
-	ti, tj := evTime(r.items[i].ev), evTime(r.items[j].ev)
-	if ti.Equal(tj) {
-		return r.items[i].seq < r.items[j].seq
+
+func (r *reorderBuf) less(i, j int) bool {
+	a, b := &r.items[i], &r.items[j]
+	if a.t.Equal(b.t) {
+		return a.seq < b.seq
 	}
-	return ti.Before(tj)
-}
-func (r *reorderBuf) Swap(i, j int) { r.items[i], r.items[j] = r.items[j], r.items[i] }
-func (r *reorderBuf) Push(x any)    { r.items = append(r.items, x.(reorderItem)) }
-func (r *reorderBuf) Pop() any {
-	n := len(r.items) - 1
-	it := r.items[n]
-	r.items[n] = reorderItem{}
-	r.items = r.items[:n]
-	return it
+	return a.t.Before(b.t)
 }
 
 // push adds ev; it reports true when the buffer is over its bound and the
 // caller must pop one now.
 func (r *reorderBuf) push(ev event.Event) bool {
 	r.seq++
-	heap.Push(r, reorderItem{ev: ev, seq: r.seq})
+	r.items = append(r.items, reorderItem{ev: ev, t: evTime(ev), seq: r.seq})
+	for j := len(r.items) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !r.less(j, i) {
+			break
+		}
+		r.items[i], r.items[j] = r.items[j], r.items[i]
+		j = i
+	}
 	return len(r.items) > maxReorder
 }
 
-func (r *reorderBuf) pop() event.Event { return heap.Pop(r).(reorderItem).ev }
+// oldest is the time of the next event pop returns.
+func (r *reorderBuf) oldest() time.Time { return r.items[0].t }
+
+func (r *reorderBuf) pop() event.Event {
+	n := len(r.items) - 1
+	ev := r.items[0].ev
+	r.items[0] = r.items[n]
+	r.items[n] = reorderItem{}
+	r.items = r.items[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if rr := l + 1; rr < n && r.less(rr, l) {
+			m = rr
+		}
+		if !r.less(m, i) {
+			break
+		}
+		r.items[i], r.items[m] = r.items[m], r.items[i]
+		i = m
+	}
+	return ev
+}
