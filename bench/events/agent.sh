@@ -2,8 +2,8 @@
 # What `vigil run` costs per process record under a steady exec load
 # (/bin/true at RATE execs/s, 3 process records each), without event rules
 # and with the default pack, as a user runs the agent (built binary,
-# default configuration). With BASE=<commit> the same is measured for a
-# build of that commit first (the "before" column). CPU profiles of this
+# default configuration). With BASE=<commit> a build of that commit runs
+# in the same interleaved rounds (the "before" rows). CPU profiles of this
 # build go to $OUT/profiles. Needs root.
 #   sudo sh bench/events/agent.sh
 #   BASE=main DURATION=30s ROUNDS=3 sudo sh bench/events/agent.sh
@@ -15,14 +15,14 @@ mkdir -p "$out"
 $GO build -o "$out/vigil" ./cmd/vigil
 $GO build -o "$out/agentcost" ./bench/events/agentcost
 args="-rate ${RATE:-1070} -duration ${DURATION:-60s} -rounds ${ROUNDS:-2}"
+base=""
 if [ -n "${BASE:-}" ]; then
 	src=$(mktemp -d)
 	trap 'rm -rf "$src"' EXIT
 	git archive "$BASE" | tar -x -C "$src"
 	(cd "$src" && $GO build -o "$src/vigil-base" ./cmd/vigil)
-	echo "== $BASE ($(git rev-parse --short "$BASE"))" | tee "$out/agent-base.md"
-	"$out/agentcost" -vigil "$src/vigil-base" $args | tee -a "$out/agent-base.md"
-	echo
+	base="-base $src/vigil-base"
+	echo "base: $BASE ($(git rev-parse --short "$BASE"))" | tee "$out/agent.md"
 fi
-echo "== this tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes'))" | tee "$out/agent.md"
-"$out/agentcost" -vigil "$out/vigil" $args -profile "$out/profiles" | tee -a "$out/agent.md"
+echo "this tree: $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes')" | tee -a "$out/agent.md"
+"$out/agentcost" -vigil "$out/vigil" $base $args -profile "$out/profiles" | tee -a "$out/agent.md"

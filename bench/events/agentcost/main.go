@@ -34,6 +34,7 @@ import (
 
 var (
 	vigilBin = flag.String("vigil", "bench/results/vigil", "vigil binary")
+	baseBin  = flag.String("base", "", "a second vigil binary (an earlier build) measured in the same interleaved rounds")
 	rate     = flag.Int("rate", 1070, "execs per second (3 process records each)")
 	duration = flag.Duration("duration", 60*time.Second, "measured window per round")
 	rounds   = flag.Int("rounds", 2, "rounds per configuration, interleaved")
@@ -44,6 +45,7 @@ var (
 // A setup is one way of running the agent.
 type setup struct {
 	name string
+	bin  string
 	cfg  string // YAML layered over the defaults
 }
 
@@ -59,8 +61,14 @@ func main() {
 	defer os.RemoveAll(tmp)
 	common := fmt.Sprintf("rules:\n  data_dir: %s/tsdb\n  files: []\nalerting:\n  state_file: %s/alerts.json\n", tmp, tmp)
 	setups := []setup{
-		{"no event rules", common + "event_rules:\n  builtin: false\n"},
-		{"default event pack", common},
+		{"no event rules", *vigilBin, common + "event_rules:\n  builtin: false\n"},
+		{"default event pack", *vigilBin, common},
+	}
+	if *baseBin != "" {
+		setups = []setup{
+			{"base: no event rules", *baseBin, setups[0].cfg}, setups[0],
+			{"base: default event pack", *baseBin, setups[1].cfg}, setups[1],
+		}
 	}
 	fmt.Printf("Machine: %s, load average at start: %s\n", cpuModel(), loadavg())
 	fmt.Printf("Workload: /bin/true fork+exec at %d/s (paced), %v per round, %d rounds per setup, interleaved\n\n", *rate, *duration, *rounds)
@@ -92,6 +100,9 @@ func main() {
 			fail(err)
 		}
 		for _, s := range setups {
+			if s.bin != *vigilBin {
+				continue // only this build serves /debug/pprof
+			}
 			path := filepath.Join(*profile, strings.ReplaceAll(s.name, " ", "-")+".pprof")
 			profileRun(tmp, s, path)
 			fmt.Printf("CPU profile (%v, %s): %s\n", *profFor, s.name, path)
@@ -192,7 +203,7 @@ func start(tmp string, s setup, pprof bool) *agent {
 	if pprof {
 		args = append(args, "--debug.pprof")
 	}
-	a.cmd = exec.Command(*vigilBin, args...)
+	a.cmd = exec.Command(s.bin, args...)
 	a.cmd.Stderr = a.errb
 	if err := a.cmd.Start(); err != nil {
 		fail(err)
