@@ -16,13 +16,14 @@ $GO build -o "$out/vigil" ./cmd/vigil
 $GO build -o "$out/agentcost" ./bench/events/agentcost
 args="-rate ${RATE:-1070} -duration ${DURATION:-60s} -rounds ${ROUNDS:-2}"
 base=""
+: >"$out/agent.md"
 if [ -n "${BASE:-}" ]; then
 	src=$(mktemp -d)
 	trap 'rm -rf "$src"' EXIT
 	git archive "$BASE" | tar -x -C "$src"
 	(cd "$src" && $GO build -o "$src/vigil-base" ./cmd/vigil)
 	base="-base $src/vigil-base"
-	echo "base: $BASE ($(git rev-parse --short "$BASE"))" | tee "$out/agent.md"
+	echo "base: $BASE ($(git rev-parse --short "$BASE"))" | tee -a "$out/agent.md"
 fi
 echo "this tree: $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes')" | tee -a "$out/agent.md"
 "$out/agentcost" -vigil "$out/vigil" $base $args -profile "$out/profiles" | tee -a "$out/agent.md"

@@ -1,6 +1,7 @@
 package eventrules
 
 import (
+	"math"
 	"container/list"
 	"reflect"
 	"strings"
@@ -226,6 +227,7 @@ type reorderBuf struct {
 type reorderItem struct {
 	ev  event.Event
 	t   time.Time // the event's time, read once
+	ns  int64     // t as nanoseconds, the heap's key
 	seq uint64
 }
 
@@ -239,17 +241,22 @@ func (r *reorderBuf) Len() int { return len(r.items) }
 
 func (r *reorderBuf) less(i, j int) bool {
 	a, b := &r.items[i], &r.items[j]
-	if a.t.Equal(b.t) {
+	if a.ns == b.ns {
 		return a.seq < b.seq
 	}
-	return a.t.Before(b.t)
+	return a.ns < b.ns
 }
 
 // push adds ev; it reports true when the buffer is over its bound and the
 // caller must pop one now.
 func (r *reorderBuf) push(ev event.Event) bool {
 	r.seq++
-	r.items = append(r.items, reorderItem{ev: ev, t: evTime(ev), seq: r.seq})
+	t := evTime(ev)
+	ns := int64(math.MinInt64) // an event without a time sorts first, as time.Time{} does
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	r.items = append(r.items, reorderItem{ev: ev, t: t, ns: ns, seq: r.seq})
 	for j := len(r.items) - 1; j > 0; {
 		i := (j - 1) / 2
 		if !r.less(j, i) {
