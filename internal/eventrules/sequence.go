@@ -1,8 +1,8 @@
 package eventrules
 
 import (
-	"math"
 	"container/list"
+	"math"
 	"reflect"
 	"strings"
 	"time"
