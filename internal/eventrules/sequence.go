@@ -43,6 +43,19 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 		e.lastTime = t
 	}
 	k := ev.EventKind()
+	// Most events (every exec and exit, for the default pack) only matter
+	// to sequences with partial matches: without any, skip the context.
+	needed := false
+	for _, s := range e.rs.Sequences {
+		rt := e.seqs[s.Name]
+		e.expire(rt, t)
+		if len(rt.states) > 0 || s.Steps[0].Kind == k {
+			needed = true
+		}
+	}
+	if !needed {
+		return
+	}
 	opts := e.rs.Opts
 	cur := &e.seqCtx
 	cur.reset(ev, e.procs, opts.AncestryDepth)
