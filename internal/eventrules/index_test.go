@@ -312,9 +312,9 @@ func TestIndexEquivalentToLinearDefaultPack(t *testing.T) {
 func TestIndexEquivalentToLinearRandom(t *testing.T) {
 	procs := equivProcs()
 	corpus := equivCorpus(rand.New(rand.NewPCG(3, 4)), 2000, procs)
-	sets := 24
+	sets := 12
 	if testing.Short() {
-		sets = 8
+		sets = 4
 	}
 	var totalAlerts, totalSkipped int
 	for seed := range sets {
