@@ -13,6 +13,7 @@ func registerRun(app *kingpin.Application) {
 	webConfig := cmd.Flag("web.config.file", "Prometheus exporter-toolkit web config for TLS and basic auth (overrides web.config_file).").String()
 	logLevel := cmd.Flag("log.level", "Log level: debug, info, warn, error (overrides log.level).").Enum("debug", "info", "warn", "error")
 	logFormat := cmd.Flag("log.format", "Log format: logfmt or json (overrides log.format).").Enum("logfmt", "json")
+	pprof := cmd.Flag("debug.pprof", "Serve Go runtime profiles under /debug/pprof/ on the web listener (off by default).").Bool()
 	rf := registerRuleFlags(cmd)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		cfg, err := loadConfig(*configFile)
@@ -32,7 +33,7 @@ func registerRun(app *kingpin.Application) {
 			cfg.Log.Format = *logFormat
 		}
 		rf.apply(cfg)
-		a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{EventRules: true, Alerting: true, Listen: true})
+		a, err := agent.Open(cfg, newLogger(cfg.Log), agent.Options{EventRules: true, Alerting: true, Listen: true, Pprof: *pprof})
 		if err != nil {
 			return err
 		}

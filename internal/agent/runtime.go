@@ -45,6 +45,8 @@ type Options struct {
 	// Alertmanagers, when Alerting is off, get event-rule alerts through
 	// API v2 (`vigil trace alerts --alertmanager.url`).
 	Alertmanagers []string
+	// Pprof serves Go runtime profiles under /debug/pprof/ (with Listen).
+	Pprof bool
 }
 
 // Open loads the rules and prepares the probes a verb needs; nothing is
@@ -77,6 +79,9 @@ func Open(cfg *config.Config, log *slog.Logger, opts Options) (*Agent, error) {
 		// Bind before attaching, so a taken port fails fast with nothing attached.
 		if a.srv, err = server.Listen(cfg.Web.ListenAddress, cfg.Web.ConfigFile, a.Registry, log); err != nil {
 			return nil, err
+		}
+		if opts.Pprof {
+			mountPprof(a.srv.Mux)
 		}
 	}
 	// A bad metric rule file fails fast too (file:line), before the data

@@ -52,30 +52,43 @@ func loadPack(b *testing.B) *Ruleset {
 	return rs
 }
 
+// paths runs a benchmark with the rule index (as the agent runs) and with
+// the linear scan of every rule of the event's kind, in one run.
+func paths(b *testing.B, bench func(b *testing.B, linear bool)) {
+	b.Run("index", func(b *testing.B) { bench(b, false) })
+	b.Run("linear", func(b *testing.B) { bench(b, true) })
+}
+
 // BenchmarkDefaultPackExec is the cost of one exec event (matching no rule)
 // through every exec rule of the default pack.
 func BenchmarkDefaultPackExec(b *testing.B) {
-	rs := loadPack(b)
-	e, _ := benchEngine(b, rs)
-	ev := benchExec(1000, "/usr/bin/ls")
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Handle(ev)
-	}
-	b.ReportMetric(float64(len(rs.byKind[event.KindExec])), "rules")
+	paths(b, func(b *testing.B, linear bool) {
+		rs := loadPack(b)
+		e, _ := benchEngine(b, rs)
+		e.linear = linear
+		ev := benchExec(1000, "/usr/bin/ls")
+		b.ReportAllocs()
+		for b.Loop() {
+			e.Handle(ev)
+		}
+		b.ReportMetric(float64(len(rs.byKind[event.KindExec])), "rules")
+	})
 }
 
 // BenchmarkDefaultPackOpen is one open event (not sensitive) through the
 // default pack: the single open rule plus the first step of the sequence.
 func BenchmarkDefaultPackOpen(b *testing.B) {
-	rs := loadPack(b)
-	e, _ := benchEngine(b, rs)
-	ev := openEv(1000, 0, "/usr/lib/x86_64-linux-gnu/libc.so.6")
-	ev.Time = time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Handle(ev)
-	}
+	paths(b, func(b *testing.B, linear bool) {
+		rs := loadPack(b)
+		e, _ := benchEngine(b, rs)
+		e.linear = linear
+		ev := openEv(1000, 0, "/usr/lib/x86_64-linux-gnu/libc.so.6")
+		ev.Time = time.Now()
+		b.ReportAllocs()
+		for b.Loop() {
+			e.Handle(ev)
+		}
+	})
 }
 
 // gen200 writes n exec rules of the kinds people write: name and path
@@ -104,22 +117,53 @@ func genRules(n int) string {
 
 // Benchmark200Rules is one exec event through 200 exec rules.
 func Benchmark200Rules(b *testing.B) {
-	opts := DefaultOptions()
-	opts.ReorderWindow = 0
-	rs, ds := Compile("bench.yaml", []byte(genRules(200)), opts)
-	if rs == nil {
-		b.Fatal(ds)
-	}
-	e, sink := benchEngine(b, rs)
-	ev := benchExec(1000, "/usr/bin/ls")
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Handle(ev)
-	}
-	if sink.n != 0 {
-		b.Fatalf("%d alerts from an event matching no rule", sink.n)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200, "ns/rule")
+	paths(b, func(b *testing.B, linear bool) {
+		opts := DefaultOptions()
+		opts.ReorderWindow = 0
+		rs, ds := Compile("bench.yaml", []byte(genRules(200)), opts)
+		if rs == nil {
+			b.Fatal(ds)
+		}
+		e, sink := benchEngine(b, rs)
+		e.linear = linear
+		ev := benchExec(1000, "/usr/bin/ls")
+		b.ReportAllocs()
+		for b.Loop() {
+			e.Handle(ev)
+		}
+		if sink.n != 0 {
+			b.Fatalf("%d alerts from an event matching no rule", sink.n)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200, "ns/rule")
+	})
+}
+
+// Benchmark200RulesMatching is one exec event through the same 200 rules
+// that passes the filed guard of 42 of them (its name is in 40 rules'
+// list, its path under one rule's prefix, one of its arguments in another
+// rule's test) and matches one (R1; its repeats are suppressed): the
+// candidates' other guards and conditions run.
+func Benchmark200RulesMatching(b *testing.B) {
+	paths(b, func(b *testing.B, linear bool) {
+		opts := DefaultOptions()
+		opts.ReorderWindow = 0
+		rs, ds := Compile("bench.yaml", []byte(genRules(200)), opts)
+		if rs == nil {
+			b.Fatal(ds)
+		}
+		e, sink := benchEngine(b, rs)
+		e.linear = linear
+		ev := benchExec(1000, "/opt/app1/curl")
+		ev.Comm, ev.UID = "curl", 1000
+		ev.Args = []string{"curl", "--flag3", "-o", "/tmp/x"}
+		b.ReportAllocs()
+		for b.Loop() {
+			e.Handle(ev)
+		}
+		if sink.n != 1 {
+			b.Fatalf("%d alerts, want 1 (R1, then suppressed repeats)", sink.n)
+		}
+	})
 }
 
 // BenchmarkSequenceState100k holds 100k partial sequences (one per

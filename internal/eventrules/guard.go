@@ -13,8 +13,8 @@ import (
 // A guard is a necessary condition of a rule that Go can test without the
 // CEL interpreter: a top-level conjunct such as proc.name == "x",
 // proc.name in [...], evt.filename.startsWith("/tmp/") (or an || of such
-// tests on one field), or a boolean field. Rules whose guards fail are not
-// evaluated; with many rules most fail on a string compare.
+// tests, on one field or several), or a boolean field. Rules whose guards
+// fail are not evaluated; with many rules most fail on a string compare.
 type guard struct {
 	f        *field
 	contains string // list field: must contain this string
@@ -22,9 +22,26 @@ type guard struct {
 	prefixes []string
 	suffixes []string
 	isBool   bool
+	// any: an || of tests on different fields; the guard passes when one
+	// of them does (f is nil then).
+	any []*guard
 }
 
 func (g *guard) pass(c *evalCtx) bool {
+	if g.any != nil {
+		for _, a := range g.any {
+			if a.pass(c) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case g.f.str != nil && !g.isBool && g.contains == "":
+		return g.passString(g.f.str(c))
+	case g.f.strs != nil && g.contains != "":
+		return slices.Contains(g.f.strs(c), g.contains)
+	}
 	v := c.value(g.f)
 	if g.isBool {
 		return v == types.True
@@ -43,16 +60,20 @@ func (g *guard) pass(c *evalCtx) bool {
 	if !ok {
 		return true // unexpected type: let CEL decide
 	}
-	if _, hit := g.eq[string(s)]; hit {
+	return g.passString(string(s))
+}
+
+func (g *guard) passString(s string) bool {
+	if _, hit := g.eq[s]; hit {
 		return true
 	}
 	for _, p := range g.prefixes {
-		if strings.HasPrefix(string(s), p) {
+		if strings.HasPrefix(s, p) {
 			return true
 		}
 	}
 	for _, p := range g.suffixes {
-		if strings.HasSuffix(string(s), p) {
+		if strings.HasSuffix(s, p) {
 			return true
 		}
 	}
@@ -95,6 +116,14 @@ func guardsFor(src string, s *schema) []*guard {
 	return out
 }
 
+// alternatives lists the single-field tests of g.
+func alternatives(g *guard) []*guard {
+	if g.any != nil {
+		return g.any
+	}
+	return []*guard{g}
+}
+
 // guardOf turns one test (or an || of tests on one field) into a guard.
 func guardOf(e ast.Expr, s *schema) *guard {
 	if name := dotted(e); name != "" {
@@ -115,10 +144,21 @@ func guardOf(e ast.Expr, s *schema) *guard {
 		return nil
 	}
 	switch call.FunctionName() {
+	case "_&&_":
+		// Inside an ||: a conjunction is only true when each conjunct is,
+		// so either conjunct's guard is necessary (the left one first:
+		// authors put the cheap test first).
+		if g := guardOf(args[0], s); g != nil {
+			return g
+		}
+		return guardOf(args[1], s)
 	case "_||_":
 		l, r := guardOf(args[0], s), guardOf(args[1], s)
-		if l == nil || r == nil || l.f != r.f || l.isBool || r.isBool || l.contains != "" || r.contains != "" {
+		if l == nil || r == nil {
 			return nil
+		}
+		if l.f != r.f || l.any != nil || r.any != nil || l.isBool || r.isBool || l.contains != "" || r.contains != "" {
+			return &guard{any: append(alternatives(l), alternatives(r)...)}
 		}
 		for k := range r.eq {
 			if l.eq == nil {

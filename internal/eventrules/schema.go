@@ -27,6 +27,11 @@ type field struct {
 	typ  *cel.Type
 	get  func(c *evalCtx) ref.Val
 	doc  string
+	// str and strs, when set, read a string or string-list field without
+	// boxing it into a CEL value (the rule index looks at every indexed
+	// field of every event; boxing would allocate each time).
+	str  func(c *evalCtx) string
+	strs func(c *evalCtx) []string
 }
 
 // schema is the set of fields a rule on one event kind can use: the common
@@ -137,11 +142,25 @@ func kindFields(sk *evschema.Kind, fs []evschema.Field, prefix string) ([]*field
 			continue
 		}
 		conv := goConv(sf)
+		var at func(c *evalCtx) reflect.Value
 		if idx := sk.GoIndex(path); len(idx) == 1 {
 			n := idx[0]
-			f.get = func(c *evalCtx) ref.Val { return conv(c.rv.Field(n)) }
+			at = func(c *evalCtx) reflect.Value { return c.rv.Field(n) }
 		} else {
-			f.get = func(c *evalCtx) ref.Val { return conv(c.rv.FieldByIndex(idx)) }
+			at = func(c *evalCtx) reflect.Value { return c.rv.FieldByIndex(idx) }
+		}
+		f.get = func(c *evalCtx) ref.Val { return conv(at(c)) }
+		switch t := sf.GoType(); {
+		case typ.IsExactType(cel.StringType) && t.Kind() == reflect.String:
+			f.str = func(c *evalCtx) string { return at(c).String() }
+		case t == stringsType:
+			f.strs = func(c *evalCtx) []string {
+				if v := at(c); v.CanAddr() {
+					return *v.Addr().Interface().(*[]string) // a pointer in an interface: no allocation
+				} else {
+					return v.Interface().([]string)
+				}
+			}
 		}
 		out = append(out, f)
 	}
@@ -288,15 +307,19 @@ func celPlain(v any) ref.Val {
 // (parent.*) and ancestry (proc.ancestors.*).
 func commonFields() []*field {
 	str := func(name, doc string, get func(c *evalCtx) string) *field {
-		return &field{name: name, typ: cel.StringType, doc: doc, get: func(c *evalCtx) ref.Val { return types.String(get(c)) }}
+		return &field{name: name, typ: cel.StringType, doc: doc, get: func(c *evalCtx) ref.Val { return types.String(get(c)) }, str: get}
 	}
 	num := func(name, doc string, get func(c *evalCtx) int64) *field {
 		return &field{name: name, typ: cel.IntType, doc: doc, get: func(c *evalCtx) ref.Val { return types.Int(get(c)) }}
 	}
 	strs := func(name, doc string, get func(c *evalCtx) []string) *field {
-		return &field{name: name, typ: cel.ListType(cel.StringType), doc: doc, get: func(c *evalCtx) ref.Val {
+		f := &field{name: name, typ: cel.ListType(cel.StringType), doc: doc, get: func(c *evalCtx) ref.Val {
 			return types.NewStringList(types.DefaultTypeAdapter, get(c))
 		}}
+		if !strings.HasPrefix(name, "proc.ancestors.") { // built per call: read through the value cache
+			f.strs = get
+		}
+		return f
 	}
 	return []*field{
 		str("evt.kind", "event kind (exec, open, connect, ...)", func(c *evalCtx) string { return string(c.h.Kind) }),

@@ -1,8 +1,8 @@
 package eventrules
 
 import (
-	"container/heap"
 	"container/list"
+	"math"
 	"reflect"
 	"strings"
 	"time"
@@ -43,6 +43,19 @@ func (e *Engine) sequenceEvent(ev event.Event) {
 		e.lastTime = t
 	}
 	k := ev.EventKind()
+	// Most events (every exec and exit, for the default pack) only matter
+	// to sequences with partial matches: without any, skip the context.
+	needed := false
+	for _, s := range e.rs.Sequences {
+		rt := e.seqs[s.Name]
+		e.expire(rt, t)
+		if len(rt.states) > 0 || s.Steps[0].Kind == k {
+			needed = true
+		}
+	}
+	if !needed {
+		return
+	}
 	opts := e.rs.Opts
 	cur := &e.seqCtx
 	cur.reset(ev, e.procs, opts.AncestryDepth)
@@ -209,7 +222,7 @@ func (e *Engine) expire(rt *seqRuntime, t time.Time) {
 func (e *Engine) drainLocked(now time.Time, all bool) {
 	cut := now.Add(-e.reorder.window)
 	for e.reorder.Len() > 0 {
-		if !all && evTime(e.reorder.items[0].ev).After(cut) {
+		if !all && e.reorder.oldest().After(cut) {
 			return
 		}
 		e.sequenceEvent(e.reorder.pop())
@@ -226,35 +239,71 @@ type reorderBuf struct {
 
 type reorderItem struct {
 	ev  event.Event
+	t   time.Time // the event's time, read once
+	ns  int64     // t as nanoseconds, the heap's key
 	seq uint64
 }
 
 const maxReorder = 65536
 
+// The buffer is a binary min-heap on (time, arrival), written out for its
+// one item type (container/heap would box every item and call through
+// interfaces on each comparison).
+
 func (r *reorderBuf) Len() int { return len(r.items) }
-func (r *reorderBuf) Less(i, j int) bool {
-	ti, tj := evTime(r.items[i].ev), evTime(r.items[j].ev)
-	if ti.Equal(tj) {
-		return r.items[i].seq < r.items[j].seq
+
+func (r *reorderBuf) less(i, j int) bool {
+	a, b := &r.items[i], &r.items[j]
+	if a.ns == b.ns {
+		return a.seq < b.seq
 	}
-	return ti.Before(tj)
-}
-func (r *reorderBuf) Swap(i, j int) { r.items[i], r.items[j] = r.items[j], r.items[i] }
-func (r *reorderBuf) Push(x any)    { r.items = append(r.items, x.(reorderItem)) }
-func (r *reorderBuf) Pop() any {
-	n := len(r.items) - 1
-	it := r.items[n]
-	r.items[n] = reorderItem{}
-	r.items = r.items[:n]
-	return it
+	return a.ns < b.ns
 }
 
 // push adds ev; it reports true when the buffer is over its bound and the
 // caller must pop one now.
 func (r *reorderBuf) push(ev event.Event) bool {
 	r.seq++
-	heap.Push(r, reorderItem{ev: ev, seq: r.seq})
+	t := evTime(ev)
+	ns := int64(math.MinInt64) // an event without a time sorts first, as time.Time{} does
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	r.items = append(r.items, reorderItem{ev: ev, t: t, ns: ns, seq: r.seq})
+	for j := len(r.items) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !r.less(j, i) {
+			break
+		}
+		r.items[i], r.items[j] = r.items[j], r.items[i]
+		j = i
+	}
 	return len(r.items) > maxReorder
 }
 
-func (r *reorderBuf) pop() event.Event { return heap.Pop(r).(reorderItem).ev }
+// oldest is the time of the next event pop returns.
+func (r *reorderBuf) oldest() time.Time { return r.items[0].t }
+
+func (r *reorderBuf) pop() event.Event {
+	n := len(r.items) - 1
+	ev := r.items[0].ev
+	r.items[0] = r.items[n]
+	r.items[n] = reorderItem{}
+	r.items = r.items[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if rr := l + 1; rr < n && r.less(rr, l) {
+			m = rr
+		}
+		if !r.less(m, i) {
+			break
+		}
+		r.items[i], r.items[m] = r.items[m], r.items[i]
+		i = m
+	}
+	return ev
+}
