@@ -33,6 +33,10 @@ type Binary struct {
 	file  *os.File
 	elf   *elf.File
 	table *gosym.Table
+	// relative holds, for a position-independent executable, the words
+	// the dynamic loader fills in (R_X86_64_RELATIVE: address -> value
+	// before the load bias); the file has zeros there.
+	relative map[uint64]uint64
 }
 
 // Func is one function of the binary, by virtual address: [Entry, End).
@@ -68,7 +72,7 @@ func open(path string, f *os.File) (*Binary, error) {
 	b := &Binary{Path: path, GoVersion: info.GoVersion, file: f, elf: ef}
 	pcln := ef.Section(".gopclntab")
 	if pcln == nil {
-		return nil, fmt.Errorf("%s: %s has no .gopclntab section (position-independent or externally linked builds are not supported)", path, info.GoVersion)
+		return nil, fmt.Errorf("%s: %s has no .gopclntab section", path, info.GoVersion)
 	}
 	text := ef.Section(".text")
 	if text == nil {
@@ -82,7 +86,48 @@ func open(path string, f *os.File) (*Binary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: parsing .gopclntab: %w", path, err)
 	}
+	if ef.Type == elf.ET_DYN && ef.Machine == elf.EM_X86_64 {
+		if b.relative, err = relativeRelocs(ef); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	return b, nil
+}
+
+// relativeRelocs reads the R_X86_64_RELATIVE relocations of a
+// position-independent executable.
+func relativeRelocs(ef *elf.File) (map[uint64]uint64, error) {
+	rel := map[uint64]uint64{}
+	for _, sec := range ef.Sections {
+		if sec.Type != elf.SHT_RELA || sec.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		data, err := sec.Data()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", sec.Name, err)
+		}
+		for i := 0; i+24 <= len(data); i += 24 {
+			off := binary.LittleEndian.Uint64(data[i:])
+			info := binary.LittleEndian.Uint64(data[i+8:])
+			if elf.R_X86_64(info&0xffffffff) == elf.R_X86_64_RELATIVE {
+				rel[off] = binary.LittleEndian.Uint64(data[i+16:])
+			}
+		}
+	}
+	return rel, nil
+}
+
+// word reads the pointer-sized word at vaddr as the program sees it once
+// loaded (before the load bias of a position-independent executable).
+func (b *Binary) word(vaddr uint64) (uint64, error) {
+	if v, ok := b.relative[vaddr]; ok {
+		return v, nil
+	}
+	w, err := b.read(vaddr, 8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(w), nil
 }
 
 // Close closes the file.
@@ -224,21 +269,22 @@ func (b *Binary) Itab(methods []string) (uint64, error) {
 	}
 	links := b.elf.Section(".itablink")
 	if links == nil {
+		links = b.elf.Section(".data.rel.ro.itablink") // position-independent
+	}
+	if links == nil {
 		return 0, fmt.Errorf("%s: no .itablink section", b.Path)
 	}
-	data, err := links.Data()
-	if err != nil {
-		return 0, fmt.Errorf("%s: reading .itablink: %w", b.Path, err)
-	}
-	for i := 0; i+8 <= len(data); i += 8 {
-		itab := binary.LittleEndian.Uint64(data[i:])
-		fun, err := b.read(itab+itabFunOffset, 8*len(want))
+	for a := links.Addr; a+8 <= links.Addr+links.Size; a += 8 {
+		itab, err := b.word(a)
 		if err != nil {
-			continue // an itab shorter than this one at the end of its segment
+			return 0, err
 		}
 		match := true
 		for j, w := range want {
-			if methods[j] != "" && binary.LittleEndian.Uint64(fun[8*j:]) != w {
+			if methods[j] == "" {
+				continue
+			}
+			if got, err := b.word(itab + itabFunOffset + 8*uint64(j)); err != nil || got != w {
 				match = false
 				break
 			}

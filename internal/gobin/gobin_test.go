@@ -105,10 +105,15 @@ func objdumpRets(t *testing.T, bin, fn string) []uint64 {
 	return rets
 }
 
+// Function entries and RETs equal what go tool nm and objdump say, for both
+// toolchains, stripped or not, and position-independent (where the itab
+// pointers are relocations, zero in the file).
 func TestFunctionsReturnsItab(t *testing.T) {
-	for _, tc := range []string{"", gobintest.OldToolchain} {
-		full := gobintest.Build(t, tlsProg, gobintest.Variant{Toolchain: tc})
-		stripped := gobintest.Build(t, tlsProg, gobintest.Variant{Toolchain: tc, Stripped: true})
+	for _, v := range []gobintest.Variant{{}, {Toolchain: gobintest.OldToolchain}, {PIE: true}} {
+		tc := v.Toolchain
+		full := gobintest.Build(t, tlsProg, v)
+		v.Stripped = true
+		stripped := gobintest.Build(t, tlsProg, v)
 		wantVersion := tc
 		if tc == "" {
 			wantVersion = runtime.Version()

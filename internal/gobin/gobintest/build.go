@@ -24,6 +24,7 @@ type Variant struct {
 	Toolchain string // "" or "local": the current Go; else e.g. "go1.22.12"
 	Stripped  bool   // -ldflags=-s -w: no .symtab, no DWARF
 	GOARCH    string // "" is the host's
+	PIE       bool   // -buildmode=pie
 }
 
 func (v Variant) String() string {
@@ -36,6 +37,9 @@ func (v Variant) String() string {
 	}
 	if v.GOARCH != "" {
 		s += "-" + v.GOARCH
+	}
+	if v.PIE {
+		s += "-pie"
 	}
 	return s
 }
@@ -102,6 +106,9 @@ func Build(t testing.TB, src string, v Variant) string {
 	args := []string{"build", "-o", out}
 	if v.Stripped {
 		args = append(args, "-ldflags=-s -w")
+	}
+	if v.PIE {
+		args = append(args, "-buildmode=pie")
 	}
 	cmd := exec.Command(goCmd, append(args, ".")...)
 	cmd.Dir = dir
