@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -248,18 +249,21 @@ func exchanges(evs []*ConnData, pid uint32) (out []l7http.Exchange, plainSyscall
 }
 
 // The plaintext of a Go HTTPS server and client, built by two toolchains,
-// stripped or not, started after the probe: both sides' requests and
+// stripped or not (and position-independent), started after the probe: both sides' requests and
 // responses, exactly as many as the client made, with method, path and
 // status; the connection's syscall records never carry plaintext.
 func TestGoTLSKernel(t *testing.T) {
 	testutil.RequireBPF(t)
 	certFile, keyFile := selfSigned(t)
+	// Position-independent too: the itab is then found from the probed
+	// instruction's run-time address.
+	variants := append(slices.Clone(gobintest.Variants), gobintest.Variant{PIE: true})
 	bins := map[gobintest.Variant]string{}
-	for _, v := range gobintest.Variants {
+	for _, v := range variants {
 		bins[v] = gobintest.Build(t, httpsProg, v)
 	}
 	p, s := startProbe(t, DefaultConfig())
-	for _, v := range gobintest.Variants {
+	for _, v := range variants {
 		t.Run(v.String(), func(t *testing.T) {
 			n := 30
 			if v == (gobintest.Variant{Stripped: true}) {
