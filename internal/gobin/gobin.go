@@ -82,17 +82,58 @@ func open(path string, f *os.File) (*Binary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading .gopclntab: %w", path, err)
 	}
-	b.table, err = gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
-	if err != nil {
-		return nil, fmt.Errorf("%s: parsing .gopclntab: %w", path, err)
-	}
 	if ef.Type == elf.ET_DYN && ef.Machine == elf.EM_X86_64 {
 		if b.relative, err = relativeRelocs(ef); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
+	// Function entries are relative to runtime.text, which is where .text
+	// starts only when Go linked the binary itself: an externally linked
+	// (cgo) binary has C code first. Go 1.18+ tables record it.
+	textStart := text.Addr
+	if len(data) >= 32 && pclnTextStartMagic[binary.LittleEndian.Uint32(data)] {
+		if w, err := b.word(pcln.Addr + 24); err == nil && w != 0 {
+			textStart = w
+		} else if w, ok := b.moduleMinPC(pcln.Addr); ok && w >= text.Addr && w < text.Addr+text.Size {
+			textStart = w // the C linker left the header's copy at zero
+		}
+	}
+	b.table, err = gosym.NewTable(nil, gosym.NewLineTable(data, textStart))
+	if err != nil {
+		return nil, fmt.Errorf("%s: parsing .gopclntab: %w", path, err)
+	}
 	return b, nil
 }
+
+// moduledataMinPC is the offset of runtime.moduledata.minpc (runtime.text)
+// in Go 1.16 to 1.26: after pcHeader, six slices and findfunctab.
+const moduledataMinPC = 8 + 6*24 + 8
+
+// moduleMinPC finds runtime.firstmoduledata, the word in .go.module (Go
+// 1.26), .noptrdata or .data (older releases linked by the C linker) that
+// points at the pclntab header, and returns its minpc.
+func (b *Binary) moduleMinPC(pcHeader uint64) (uint64, bool) {
+	for _, name := range []string{".go.module", ".noptrdata", ".data"} {
+		sec := b.elf.Section(name)
+		if sec == nil || sec.Type != elf.SHT_PROGBITS {
+			continue
+		}
+		data, err := sec.Data()
+		if err != nil {
+			continue
+		}
+		for i := 0; i+moduledataMinPC+8 <= len(data); i += 8 {
+			if binary.LittleEndian.Uint64(data[i:]) == pcHeader {
+				return binary.LittleEndian.Uint64(data[i+moduledataMinPC:]), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// pclnTextStartMagic are the .gopclntab magics (Go 1.18, Go 1.20 and
+// later) whose header holds runtime.text's address at byte 24.
+var pclnTextStartMagic = map[uint32]bool{0xfffffff0: true, 0xfffffff1: true}
 
 // relativeRelocs reads the R_X86_64_RELATIVE relocations of a
 // position-independent executable.

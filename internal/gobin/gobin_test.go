@@ -106,10 +106,11 @@ func objdumpRets(t *testing.T, bin, fn string) []uint64 {
 }
 
 // Function entries and RETs equal what go tool nm and objdump say, for both
-// toolchains, stripped or not, and position-independent (where the itab
-// pointers are relocations, zero in the file).
+// toolchains, stripped or not, position-independent (where the itab
+// pointers are relocations, zero in the file) and linked by the C linker
+// (where C code comes first in .text).
 func TestFunctionsReturnsItab(t *testing.T) {
-	for _, v := range []gobintest.Variant{{}, {Toolchain: gobintest.OldToolchain}, {PIE: true}} {
+	for _, v := range []gobintest.Variant{{}, {Toolchain: gobintest.OldToolchain}, {PIE: true}, {External: true}} {
 		tc := v.Toolchain
 		full := gobintest.Build(t, tlsProg, v)
 		v.Stripped = true

@@ -25,6 +25,7 @@ type Variant struct {
 	Stripped  bool   // -ldflags=-s -w: no .symtab, no DWARF
 	GOARCH    string // "" is the host's
 	PIE       bool   // -buildmode=pie
+	External  bool   // cgo, linked by the C linker (-linkmode=external)
 }
 
 func (v Variant) String() string {
@@ -40,6 +41,9 @@ func (v Variant) String() string {
 	}
 	if v.PIE {
 		s += "-pie"
+	}
+	if v.External {
+		s += "-external"
 	}
 	return s
 }
@@ -104,8 +108,15 @@ func Build(t testing.TB, src string, v Variant) string {
 	}
 	out := filepath.Join(dir, "prog")
 	args := []string{"build", "-o", out}
+	ldflags := ""
 	if v.Stripped {
-		args = append(args, "-ldflags=-s -w")
+		ldflags = "-s -w"
+	}
+	if v.External {
+		ldflags = strings.TrimSpace(ldflags + " -linkmode=external")
+	}
+	if ldflags != "" {
+		args = append(args, "-ldflags="+ldflags)
 	}
 	if v.PIE {
 		args = append(args, "-buildmode=pie")
@@ -116,7 +127,11 @@ func Build(t testing.TB, src string, v Variant) string {
 	if tc == "" {
 		tc = "local"
 	}
-	env := []string{"GOTOOLCHAIN=" + tc, "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off"}
+	cgo := "0"
+	if v.External {
+		cgo = "1"
+	}
+	env := []string{"GOTOOLCHAIN=" + tc, "CGO_ENABLED=" + cgo, "GOFLAGS=", "GOWORK=off"}
 	if v.GOARCH != "" {
 		env = append(env, "GOARCH="+v.GOARCH)
 	}

@@ -209,7 +209,7 @@ func inspected(t *testing.T, p *Probe, pid int) string {
 func waitInspected(t *testing.T, p *Probe, pid int) string {
 	t.Helper()
 	var r string
-	testutil.WaitFor(5*time.Second, func() bool { r = inspected(t, p, pid); return r != "" })
+	testutil.WaitFor(30*time.Second, func() bool { r = inspected(t, p, pid); return r != "" })
 	return r
 }
 
