@@ -249,7 +249,8 @@ func exchanges(evs []*ConnData, pid uint32) (out []l7http.Exchange, plainSyscall
 }
 
 // The plaintext of a Go HTTPS server and client, built by two toolchains,
-// stripped or not (and position-independent), started after the probe: both sides' requests and
+// stripped or not (and position-independent, and cgo linked by the C
+// linker), started after the probe: both sides' requests and
 // responses, exactly as many as the client made, with method, path and
 // status; the connection's syscall records never carry plaintext.
 func TestGoTLSKernel(t *testing.T) {
@@ -257,7 +258,7 @@ func TestGoTLSKernel(t *testing.T) {
 	certFile, keyFile := selfSigned(t)
 	// Position-independent too: the itab is then found from the probed
 	// instruction's run-time address.
-	variants := append(slices.Clone(gobintest.Variants), gobintest.Variant{PIE: true})
+	variants := append(slices.Clone(gobintest.Variants), gobintest.Variant{PIE: true}, gobintest.Variant{External: true, Stripped: true})
 	bins := map[gobintest.Variant]string{}
 	for _, v := range variants {
 		bins[v] = gobintest.Build(t, httpsProg, v)
