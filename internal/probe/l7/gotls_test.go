@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/gobin"
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 //
 //	prog server CERT KEY     print "port N", serve until stdin closes
 //	prog client PORT N CERT  make N requests (GET /hello?i=, GET /missing,
-//	                         POST /items/<i>, in turn), print "ok N"
+//	                         POST /items/<i>, in turn), print "ok N <ns taken>"
 const httpsProg = `package main
 
 import (
@@ -55,6 +56,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -88,6 +90,7 @@ func main() {
 		c := &http.Client{Transport: tr}
 		n, _ := strconv.Atoi(os.Args[3])
 		base := "https://127.0.0.1:" + os.Args[2]
+		start := time.Now()
 		for i := 0; i < n; i++ {
 			var resp *http.Response
 			var err error
@@ -105,7 +108,7 @@ func main() {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		fmt.Printf("ok %d\n", n)
+		fmt.Printf("ok %d %d\n", n, time.Since(start).Nanoseconds())
 	}
 }
 `
@@ -122,7 +125,7 @@ func wantExchange(i int) (method, path string, status int) {
 }
 
 // selfSigned writes a certificate for localhost and 127.0.0.1 and its key.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
+func selfSigned(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -161,7 +164,7 @@ type child struct {
 	out *bufio.Reader
 }
 
-func startChild(t *testing.T, p *Probe, bin string, args ...string) *child {
+func startChild(t testing.TB, p *Probe, bin string, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	in, err := cmd.StdinPipe()
@@ -178,13 +181,15 @@ func startChild(t *testing.T, p *Probe, bin string, args ...string) *child {
 	}
 	t.Cleanup(func() { in.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	// Connections are learnt only for the processes of the pid filter.
-	if err := p.maps.PIDs.Put(uint32(cmd.Process.Pid), uint8(1)); err != nil {
-		t.Fatal(err)
+	if p != nil {
+		if err := p.maps.PIDs.Put(uint32(cmd.Process.Pid), uint8(1)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &child{cmd: cmd, in: in, out: bufio.NewReader(out)}
 }
 
-func (c *child) line(t *testing.T) string {
+func (c *child) line(t testing.TB) string {
 	t.Helper()
 	s, err := c.out.ReadString('\n')
 	if err != nil {
@@ -194,7 +199,7 @@ func (c *child) line(t *testing.T) string {
 }
 
 // inspected is what the probe made of the executable of pid ("" while not yet seen).
-func inspected(t *testing.T, p *Probe, pid int) string {
+func inspected(t testing.TB, p *Probe, pid int) string {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &st); err != nil {
@@ -206,7 +211,7 @@ func inspected(t *testing.T, p *Probe, pid int) string {
 }
 
 // waitInspected waits for the periodic scan to reach pid's executable.
-func waitInspected(t *testing.T, p *Probe, pid int) string {
+func waitInspected(t testing.TB, p *Probe, pid int) string {
 	t.Helper()
 	var r string
 	testutil.WaitFor(30*time.Second, func() bool { r = inspected(t, p, pid); return r != "" })
@@ -282,7 +287,7 @@ func TestGoTLSKernel(t *testing.T) {
 			}
 			cli := startChild(t, p, bin, "client", fmt.Sprint(port), fmt.Sprint(n), certFile)
 			fmt.Fprintln(cli.in, "go")
-			if got := cli.line(t); got != fmt.Sprintf("ok %d", n) {
+			if got := cli.line(t); !strings.HasPrefix(got, fmt.Sprintf("ok %d ", n)) {
 				t.Fatalf("client: %q", got)
 			}
 			if err := cli.cmd.Wait(); err != nil {
@@ -388,5 +393,81 @@ func TestGoTLSOffsets(t *testing.T) {
 			}
 		}
 		b.Close()
+	}
+}
+
+// goTLSProgStats sums the run time and runs of this process's Go TLS
+// uprobe programs (bpf_stats must be on).
+func goTLSProgStats(tb testing.TB) (time.Duration, uint64) {
+	ids, err := testutil.ProgramIDsOf(os.Getpid())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var d time.Duration
+	var n uint64
+	for id := range ids {
+		prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+		if err != nil {
+			continue
+		}
+		info, err := prog.Info()
+		st, err2 := prog.Stats()
+		prog.Close()
+		if err != nil || err2 != nil || !strings.HasPrefix(info.Name, "uprobe_go_tls") {
+			continue
+		}
+		d += st.Runtime
+		n += st.RunCount
+	}
+	return d, n
+}
+
+// BenchmarkGoTLSRequest is one HTTPS request (keep-alive, 256 bytes of
+// headers each way) between a Go client and server in other processes,
+// without the probe and with it: the client's own time per request, and
+// with the probe the BPF time of the Go TLS programs per request (4 uprobe
+// hits: Write entry on each side, Read entry and RET on each side).
+func BenchmarkGoTLSRequest(b *testing.B) {
+	certFile, keyFile := selfSigned(b)
+	bin := gobintest.Build(b, httpsProg, gobintest.Variant{Stripped: true})
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			var p *Probe
+			if on {
+				stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+				testutil.SkipIfNotPermitted(b, err)
+				defer stats.Close()
+				p, _ = startProbe(b, DefaultConfig())
+			}
+			srv := startChild(b, p, bin, "server", certFile, keyFile)
+			if on && waitInspected(b, p, srv.cmd.Process.Pid) != goAttached {
+				b.Fatal("server binary not attached")
+			}
+			fmt.Fprintln(srv.in, "go")
+			var port int
+			if _, err := fmt.Sscanf(srv.line(b), "port %d", &port); err != nil {
+				b.Fatal(err)
+			}
+			cli := startChild(b, p, bin, "client", fmt.Sprint(port), fmt.Sprint(b.N), certFile)
+			d0, n0 := goTLSProgStats(b)
+			b.ResetTimer()
+			fmt.Fprintln(cli.in, "go")
+			var n int
+			var ns int64
+			if _, err := fmt.Sscanf(cli.line(b), "ok %d %d", &n, &ns); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(ns)/float64(b.N), "client-ns/request")
+			if on {
+				d, runs := goTLSProgStats(b)
+				b.ReportMetric(float64(d-d0)/float64(b.N), "bpf-ns/request")
+				b.ReportMetric(float64(runs-n0)/float64(b.N), "runs/request")
+			}
+		})
 	}
 }
