@@ -127,20 +127,26 @@ func (g *goTLS) scan() {
 	}
 }
 
-// run rescans every interval until done closes, so programs started later
-// are covered. (A process that does TLS within the interval after its exec
-// is missed until the next scan.)
-func (g *goTLS) run(done <-chan struct{}, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			g.scan()
+// start rescans every interval until the returned stop is called (which
+// waits for the scan in progress), so programs started later are covered.
+// (A process that does TLS within the interval after its exec is missed
+// until the next scan.)
+func (g *goTLS) start(interval time.Duration) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				g.scan()
+			}
 		}
-	}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 // inspect attaches the probes to pid's executable if it is a Go program

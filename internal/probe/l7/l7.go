@@ -192,7 +192,7 @@ func (p *Probe) Start(env *probe.Env) error {
 // Run implements probe.Probe: decode every record and publish it while
 // something consumes conn_data.
 func (p *Probe) Run(ctx context.Context) error {
-	go p.goTLS.run(ctx.Done(), time.Second)
+	defer p.goTLS.start(time.Second)()
 	return p.ReadRing(ctx, p.handle)
 }
 
