@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilproject/vigil/internal/gobin"
@@ -358,6 +359,24 @@ func TestGoTLSInspectResults(t *testing.T) {
 		if got := waitInspected(t, p, c.cmd.Process.Pid); got != want {
 			t.Errorf("%s: %q, want %q", bin, got, want)
 		}
+	}
+	// The metrics count them (with every other executable on the host).
+	m, err := testutil.Gather(p.Env.Registerer.(*prometheus.Registry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{goNoTLS, goNotGo} {
+		if v := m.Value("vigil_l7_go_tls_binaries_total", map[string]string{"result": r}); v < 1 {
+			t.Errorf("vigil_l7_go_tls_binaries_total{result=%s} = %v, want at least 1", r, v)
+		}
+	}
+	for _, reason := range []string{"no_entry", "not_tcp", "unknown_fd", "read_fault"} {
+		if _, ok := m.Get("vigil_l7_go_tls_skipped_total", map[string]string{"reason": reason}); !ok {
+			t.Errorf("no vigil_l7_go_tls_skipped_total{reason=%s}", reason)
+		}
+	}
+	if _, ok := m.Get("vigil_uprobe_binaries", map[string]string{"program": "go_tls_return"}); !ok {
+		t.Error("no vigil_uprobe_binaries for the Go TLS return probes")
 	}
 }
 
