@@ -24,6 +24,8 @@ type UprobeSetOptions struct {
 	// Program is the BPF program in the object (a SEC("uprobe") program).
 	Program string
 	// Symbol and Offset locate the instruction in every binary, as in Hook.
+	// Leave both empty for a set whose binaries each get their own
+	// instructions (AddOffsets).
 	Symbol string
 	Offset uint64
 	// PID limits every attachment to one process; 0 is every process.
@@ -60,17 +62,21 @@ type UprobeSet struct {
 type fileID struct{ dev, ino uint64 }
 
 type uprobeBinary struct {
-	path string
-	link link.Link
+	path  string
+	links []link.Link
+}
+
+// UprobeAt is one instruction to probe in a binary: its file offset, and
+// the cookie the program reads with bpf_get_attach_cookie.
+type UprobeAt struct {
+	Offset uint64
+	Cookie uint64
 }
 
 // NewUprobeSet loads opts.Program from the object, ready to be attached by
 // Add. The object keeps track of the set: it appears in Status and is closed
 // with the object.
 func (o *Object) NewUprobeSet(opts UprobeSetOptions) (*UprobeSet, error) {
-	if opts.Symbol == "" && opts.Offset == 0 {
-		return nil, fmt.Errorf("%s: uprobe set %s: neither a symbol nor an offset given", o.Probe, opts.Name)
-	}
 	if opts.MaxBinaries <= 0 {
 		opts.MaxBinaries = DefaultMaxUprobeBinaries
 	}
@@ -97,6 +103,25 @@ func (o *Object) NewUprobeSet(opts UprobeSetOptions) (*UprobeSet, error) {
 // already covered. It reports whether a new attachment was made; an error
 // names the binary and says why (no such symbol, the set is full, ...).
 func (s *UprobeSet) Add(path string) (bool, error) {
+	if s.opts.Symbol == "" && s.opts.Offset == 0 {
+		return false, fmt.Errorf("uprobe set %s: neither a symbol nor an offset given (this set takes AddOffsets)", s.opts.Name)
+	}
+	return s.add(path, nil)
+}
+
+// AddOffsets attaches the program at each instruction of at in the binary
+// at path (offsets computed for that binary, e.g. the RET instructions of a
+// Go function), unless the same file is already covered. All or none: when
+// one attach fails, the others are undone and the binary counts as one
+// failure.
+func (s *UprobeSet) AddOffsets(path string, at []UprobeAt) (bool, error) {
+	if len(at) == 0 {
+		return false, fmt.Errorf("uprobe set %s: no offsets for %s", s.opts.Name, path)
+	}
+	return s.add(path, at)
+}
+
+func (s *UprobeSet) add(path string, at []UprobeAt) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return false, fmt.Errorf("uprobe: binary %s: %w", path, err)
@@ -118,7 +143,16 @@ func (s *UprobeSet) Add(path string) (bool, error) {
 		s.fails["limit"]++
 		return false, fmt.Errorf("uprobe: binary %s not attached: the %s set is full (%d binaries)", path, s.opts.Name, s.opts.MaxBinaries)
 	}
-	l, err := uprobe(s.prog, path, s.opts.Symbol, s.opts.Offset, s.opts.PID)
+	var links []link.Link
+	var err error
+	if at == nil {
+		var l link.Link
+		if l, err = uprobe(s.prog, path, s.opts.Symbol, s.opts.Offset, s.opts.PID); err == nil {
+			links = []link.Link{l}
+		}
+	} else {
+		links, err = uprobesAt(s.prog, path, at, s.opts.PID)
+	}
 	if err != nil {
 		s.fails["error"]++
 		if len(s.rejected) >= 4*s.opts.MaxBinaries {
@@ -127,9 +161,29 @@ func (s *UprobeSet) Add(path string) (bool, error) {
 		s.rejected[id] = err.Error()
 		return false, err
 	}
-	s.attached[id] = &uprobeBinary{path: path, link: l}
+	s.attached[id] = &uprobeBinary{path: path, links: links}
 	s.order = append(s.order, id)
 	return true, nil
+}
+
+// uprobesAt places p at every offset of at, or at none.
+func uprobesAt(p *ebpf.Program, path string, at []UprobeAt, pid int) ([]link.Link, error) {
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, fmt.Errorf("uprobe: opening %s: %w", path, err)
+	}
+	links := make([]link.Link, 0, len(at))
+	for _, a := range at {
+		l, err := ex.Uprobe("", p, &link.UprobeOptions{PID: pid, Address: a.Offset, Cookie: a.Cookie})
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return nil, fmt.Errorf("uprobe %s at offset %#x: %w", path, a.Offset, err)
+		}
+		links = append(links, l)
+	}
+	return links, nil
 }
 
 // Len is the number of binaries attached.
@@ -151,7 +205,10 @@ func (s *UprobeSet) Status() []ProgramStatus {
 			detail += fmt.Sprintf(", pid %d", s.opts.PID)
 		}
 		target := s.opts.Symbol
-		if target == "" {
+		switch {
+		case target == "" && s.opts.Offset == 0:
+			target = fmt.Sprintf("%d offsets", len(b.links))
+		case target == "":
 			target = fmt.Sprintf("%#x", s.opts.Offset)
 		}
 		out = append(out, ProgramStatus{
@@ -172,7 +229,9 @@ func (s *UprobeSet) Close() error {
 	s.closed = true
 	var errs []error
 	for _, id := range s.order {
-		errs = append(errs, s.attached[id].link.Close())
+		for _, l := range s.attached[id].links {
+			errs = append(errs, l.Close())
+		}
 	}
 	s.attached, s.order = map[fileID]*uprobeBinary{}, nil
 	errs = append(errs, s.prog.Close())

@@ -106,12 +106,17 @@ func TestProgramsUseTracepointsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defs := Programs()
-	if len(defs) != 5+2*len(dataSyscalls) || len(spec.Programs) != len(defs) {
+	if len(defs) != 5+2*len(dataSyscalls) || len(spec.Programs) != len(defs)+len(goTLSPrograms) {
 		t.Fatalf("%d program defs, %d programs in the object", len(defs), len(spec.Programs))
 	}
 	for _, d := range defs {
 		if len(d.Hooks) != 1 || d.Hooks[0].Kind != kernel.Tracepoint || spec.Programs[d.Hooks[0].Program] == nil {
 			t.Errorf("%s: hooks %+v", d.Name, d.Hooks)
+		}
+	}
+	for _, name := range goTLSPrograms { // attached at run time, per Go binary
+		if ps := spec.Programs[name]; ps == nil || ps.SectionName != "uprobe" {
+			t.Errorf("%s: %+v, want a uprobe program", name, ps)
 		}
 	}
 }

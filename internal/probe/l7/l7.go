@@ -8,7 +8,9 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"os"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -115,6 +117,7 @@ type Probe struct {
 	cfg    *Config
 	maps   readMaps
 	seeded uint64 // connections seeded from /proc at start
+	goTLS  *goTLS
 }
 
 // readMaps are the maps user space reads or fills.
@@ -148,7 +151,9 @@ func (p *Probe) Start(env *probe.Env) error {
 			"events": p.cfg.RingbufSize,
 			"conns":  p.cfg.MaxConnections,
 		},
+		Later: goTLSPrograms,
 	}
+	maps.Copy(opts.Constants, goTLSConstants())
 	if err := p.Load(env, spec, opts); err != nil {
 		return err
 	}
@@ -175,12 +180,19 @@ func (p *Probe) Start(env *probe.Env) error {
 	}
 	p.seeded = uint64(n)
 	p.Register(&collector{p: p})
+	if p.goTLS, err = newGoTLS(p, "/proc", int(self)); err != nil {
+		_ = p.Close()
+		p.Obj = nil
+		return fmt.Errorf("%s: Go TLS probes: %w", Name, err)
+	}
+	p.goTLS.scan()
 	return nil
 }
 
 // Run implements probe.Probe: decode every record and publish it while
 // something consumes conn_data.
 func (p *Probe) Run(ctx context.Context) error {
+	defer p.goTLS.start(time.Second)()
 	return p.ReadRing(ctx, p.handle)
 }
 

@@ -64,6 +64,21 @@ type l7ConnKey struct {
 	Fd   uint32
 }
 
+type l7GoTlsCall struct {
+	_       structs.HostLayout
+	Conn    uint64
+	Buf     uint64
+	OnStack uint8
+	Pad     [7]uint8
+}
+
+type l7GoTlsKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Dir  uint32
+}
+
 type l7PendingConnect struct {
 	_  structs.HostLayout
 	Fd uint32
@@ -99,6 +114,8 @@ const (
 	l7MapCounters              = "counters"
 	l7MapDropped               = "dropped"
 	l7MapEvents                = "events"
+	l7MapGoTlsCalls            = "go_tls_calls"
+	l7MapGoTlsCounters         = "go_tls_counters"
 	l7MapPids                  = "pids"
 	l7MapScratch               = "scratch"
 	l7ProgTpEnterClose         = "tp_enter_close"
@@ -122,7 +139,12 @@ const (
 	l7ProgTpExitSendto         = "tp_exit_sendto"
 	l7ProgTpExitWrite          = "tp_exit_write"
 	l7ProgTpExitWritev         = "tp_exit_writev"
+	l7ProgUprobeGoTlsEntry     = "uprobe_go_tls_entry"
+	l7ProgUprobeGoTlsRet       = "uprobe_go_tls_ret"
 	l7VarFilterPids            = "filter_pids"
+	l7VarGoNetfdSysfdOff       = "go_netfd_sysfd_off"
+	l7VarGoTcpconnFdOff        = "go_tcpconn_fd_off"
+	l7VarGoTlsConnConnOff      = "go_tls_conn_conn_off"
 	l7VarMaxCaptureBytes       = "max_capture_bytes"
 	l7VarNextGeneration        = "next_generation"
 	l7VarSelfTgid              = "self_tgid"
@@ -172,41 +194,45 @@ type l7Specs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7ProgramSpecs struct {
-	TpEnterClose    *ebpf.ProgramSpec `ebpf:"tp_enter_close"`
-	TpEnterConnect  *ebpf.ProgramSpec `ebpf:"tp_enter_connect"`
-	TpEnterRead     *ebpf.ProgramSpec `ebpf:"tp_enter_read"`
-	TpEnterReadv    *ebpf.ProgramSpec `ebpf:"tp_enter_readv"`
-	TpEnterRecvfrom *ebpf.ProgramSpec `ebpf:"tp_enter_recvfrom"`
-	TpEnterRecvmsg  *ebpf.ProgramSpec `ebpf:"tp_enter_recvmsg"`
-	TpEnterSendmsg  *ebpf.ProgramSpec `ebpf:"tp_enter_sendmsg"`
-	TpEnterSendto   *ebpf.ProgramSpec `ebpf:"tp_enter_sendto"`
-	TpEnterWrite    *ebpf.ProgramSpec `ebpf:"tp_enter_write"`
-	TpEnterWritev   *ebpf.ProgramSpec `ebpf:"tp_enter_writev"`
-	TpExitAccept    *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
-	TpExitAccept4   *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
-	TpExitConnect   *ebpf.ProgramSpec `ebpf:"tp_exit_connect"`
-	TpExitRead      *ebpf.ProgramSpec `ebpf:"tp_exit_read"`
-	TpExitReadv     *ebpf.ProgramSpec `ebpf:"tp_exit_readv"`
-	TpExitRecvfrom  *ebpf.ProgramSpec `ebpf:"tp_exit_recvfrom"`
-	TpExitRecvmsg   *ebpf.ProgramSpec `ebpf:"tp_exit_recvmsg"`
-	TpExitSendmsg   *ebpf.ProgramSpec `ebpf:"tp_exit_sendmsg"`
-	TpExitSendto    *ebpf.ProgramSpec `ebpf:"tp_exit_sendto"`
-	TpExitWrite     *ebpf.ProgramSpec `ebpf:"tp_exit_write"`
-	TpExitWritev    *ebpf.ProgramSpec `ebpf:"tp_exit_writev"`
+	TpEnterClose     *ebpf.ProgramSpec `ebpf:"tp_enter_close"`
+	TpEnterConnect   *ebpf.ProgramSpec `ebpf:"tp_enter_connect"`
+	TpEnterRead      *ebpf.ProgramSpec `ebpf:"tp_enter_read"`
+	TpEnterReadv     *ebpf.ProgramSpec `ebpf:"tp_enter_readv"`
+	TpEnterRecvfrom  *ebpf.ProgramSpec `ebpf:"tp_enter_recvfrom"`
+	TpEnterRecvmsg   *ebpf.ProgramSpec `ebpf:"tp_enter_recvmsg"`
+	TpEnterSendmsg   *ebpf.ProgramSpec `ebpf:"tp_enter_sendmsg"`
+	TpEnterSendto    *ebpf.ProgramSpec `ebpf:"tp_enter_sendto"`
+	TpEnterWrite     *ebpf.ProgramSpec `ebpf:"tp_enter_write"`
+	TpEnterWritev    *ebpf.ProgramSpec `ebpf:"tp_enter_writev"`
+	TpExitAccept     *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
+	TpExitAccept4    *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
+	TpExitConnect    *ebpf.ProgramSpec `ebpf:"tp_exit_connect"`
+	TpExitRead       *ebpf.ProgramSpec `ebpf:"tp_exit_read"`
+	TpExitReadv      *ebpf.ProgramSpec `ebpf:"tp_exit_readv"`
+	TpExitRecvfrom   *ebpf.ProgramSpec `ebpf:"tp_exit_recvfrom"`
+	TpExitRecvmsg    *ebpf.ProgramSpec `ebpf:"tp_exit_recvmsg"`
+	TpExitSendmsg    *ebpf.ProgramSpec `ebpf:"tp_exit_sendmsg"`
+	TpExitSendto     *ebpf.ProgramSpec `ebpf:"tp_exit_sendto"`
+	TpExitWrite      *ebpf.ProgramSpec `ebpf:"tp_exit_write"`
+	TpExitWritev     *ebpf.ProgramSpec `ebpf:"tp_exit_writev"`
+	UprobeGoTlsEntry *ebpf.ProgramSpec `ebpf:"uprobe_go_tls_entry"`
+	UprobeGoTlsRet   *ebpf.ProgramSpec `ebpf:"uprobe_go_tls_ret"`
 }
 
 // l7MapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7MapSpecs struct {
-	Calls      *ebpf.MapSpec `ebpf:"calls"`
-	Connecting *ebpf.MapSpec `ebpf:"connecting"`
-	Conns      *ebpf.MapSpec `ebpf:"conns"`
-	Counters   *ebpf.MapSpec `ebpf:"counters"`
-	Dropped    *ebpf.MapSpec `ebpf:"dropped"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Pids       *ebpf.MapSpec `ebpf:"pids"`
-	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
+	Calls         *ebpf.MapSpec `ebpf:"calls"`
+	Connecting    *ebpf.MapSpec `ebpf:"connecting"`
+	Conns         *ebpf.MapSpec `ebpf:"conns"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	Dropped       *ebpf.MapSpec `ebpf:"dropped"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	GoTlsCalls    *ebpf.MapSpec `ebpf:"go_tls_calls"`
+	GoTlsCounters *ebpf.MapSpec `ebpf:"go_tls_counters"`
+	Pids          *ebpf.MapSpec `ebpf:"pids"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // l7VariableSpecs contains global variables before they are loaded into the kernel.
@@ -214,6 +240,9 @@ type l7MapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7VariableSpecs struct {
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
+	GoNetfdSysfdOff       *ebpf.VariableSpec `ebpf:"go_netfd_sysfd_off"`
+	GoTcpconnFdOff        *ebpf.VariableSpec `ebpf:"go_tcpconn_fd_off"`
+	GoTlsConnConnOff      *ebpf.VariableSpec `ebpf:"go_tls_conn_conn_off"`
 	MaxCaptureBytes       *ebpf.VariableSpec `ebpf:"max_capture_bytes"`
 	NextGeneration        *ebpf.VariableSpec `ebpf:"next_generation"`
 	SelfTgid              *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -241,14 +270,16 @@ func (o *l7Objects) Close() error {
 //
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Maps struct {
-	Calls      *ebpf.Map `ebpf:"calls"`
-	Connecting *ebpf.Map `ebpf:"connecting"`
-	Conns      *ebpf.Map `ebpf:"conns"`
-	Counters   *ebpf.Map `ebpf:"counters"`
-	Dropped    *ebpf.Map `ebpf:"dropped"`
-	Events     *ebpf.Map `ebpf:"events"`
-	Pids       *ebpf.Map `ebpf:"pids"`
-	Scratch    *ebpf.Map `ebpf:"scratch"`
+	Calls         *ebpf.Map `ebpf:"calls"`
+	Connecting    *ebpf.Map `ebpf:"connecting"`
+	Conns         *ebpf.Map `ebpf:"conns"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	Dropped       *ebpf.Map `ebpf:"dropped"`
+	Events        *ebpf.Map `ebpf:"events"`
+	GoTlsCalls    *ebpf.Map `ebpf:"go_tls_calls"`
+	GoTlsCounters *ebpf.Map `ebpf:"go_tls_counters"`
+	Pids          *ebpf.Map `ebpf:"pids"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *l7Maps) Close() error {
@@ -259,6 +290,8 @@ func (m *l7Maps) Close() error {
 		m.Counters,
 		m.Dropped,
 		m.Events,
+		m.GoTlsCalls,
+		m.GoTlsCounters,
 		m.Pids,
 		m.Scratch,
 	)
@@ -269,6 +302,9 @@ func (m *l7Maps) Close() error {
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Variables struct {
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
+	GoNetfdSysfdOff       *ebpf.Variable `ebpf:"go_netfd_sysfd_off"`
+	GoTcpconnFdOff        *ebpf.Variable `ebpf:"go_tcpconn_fd_off"`
+	GoTlsConnConnOff      *ebpf.Variable `ebpf:"go_tls_conn_conn_off"`
 	MaxCaptureBytes       *ebpf.Variable `ebpf:"max_capture_bytes"`
 	NextGeneration        *ebpf.Variable `ebpf:"next_generation"`
 	SelfTgid              *ebpf.Variable `ebpf:"self_tgid"`
@@ -280,27 +316,29 @@ type l7Variables struct {
 //
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Programs struct {
-	TpEnterClose    *ebpf.Program `ebpf:"tp_enter_close"`
-	TpEnterConnect  *ebpf.Program `ebpf:"tp_enter_connect"`
-	TpEnterRead     *ebpf.Program `ebpf:"tp_enter_read"`
-	TpEnterReadv    *ebpf.Program `ebpf:"tp_enter_readv"`
-	TpEnterRecvfrom *ebpf.Program `ebpf:"tp_enter_recvfrom"`
-	TpEnterRecvmsg  *ebpf.Program `ebpf:"tp_enter_recvmsg"`
-	TpEnterSendmsg  *ebpf.Program `ebpf:"tp_enter_sendmsg"`
-	TpEnterSendto   *ebpf.Program `ebpf:"tp_enter_sendto"`
-	TpEnterWrite    *ebpf.Program `ebpf:"tp_enter_write"`
-	TpEnterWritev   *ebpf.Program `ebpf:"tp_enter_writev"`
-	TpExitAccept    *ebpf.Program `ebpf:"tp_exit_accept"`
-	TpExitAccept4   *ebpf.Program `ebpf:"tp_exit_accept4"`
-	TpExitConnect   *ebpf.Program `ebpf:"tp_exit_connect"`
-	TpExitRead      *ebpf.Program `ebpf:"tp_exit_read"`
-	TpExitReadv     *ebpf.Program `ebpf:"tp_exit_readv"`
-	TpExitRecvfrom  *ebpf.Program `ebpf:"tp_exit_recvfrom"`
-	TpExitRecvmsg   *ebpf.Program `ebpf:"tp_exit_recvmsg"`
-	TpExitSendmsg   *ebpf.Program `ebpf:"tp_exit_sendmsg"`
-	TpExitSendto    *ebpf.Program `ebpf:"tp_exit_sendto"`
-	TpExitWrite     *ebpf.Program `ebpf:"tp_exit_write"`
-	TpExitWritev    *ebpf.Program `ebpf:"tp_exit_writev"`
+	TpEnterClose     *ebpf.Program `ebpf:"tp_enter_close"`
+	TpEnterConnect   *ebpf.Program `ebpf:"tp_enter_connect"`
+	TpEnterRead      *ebpf.Program `ebpf:"tp_enter_read"`
+	TpEnterReadv     *ebpf.Program `ebpf:"tp_enter_readv"`
+	TpEnterRecvfrom  *ebpf.Program `ebpf:"tp_enter_recvfrom"`
+	TpEnterRecvmsg   *ebpf.Program `ebpf:"tp_enter_recvmsg"`
+	TpEnterSendmsg   *ebpf.Program `ebpf:"tp_enter_sendmsg"`
+	TpEnterSendto    *ebpf.Program `ebpf:"tp_enter_sendto"`
+	TpEnterWrite     *ebpf.Program `ebpf:"tp_enter_write"`
+	TpEnterWritev    *ebpf.Program `ebpf:"tp_enter_writev"`
+	TpExitAccept     *ebpf.Program `ebpf:"tp_exit_accept"`
+	TpExitAccept4    *ebpf.Program `ebpf:"tp_exit_accept4"`
+	TpExitConnect    *ebpf.Program `ebpf:"tp_exit_connect"`
+	TpExitRead       *ebpf.Program `ebpf:"tp_exit_read"`
+	TpExitReadv      *ebpf.Program `ebpf:"tp_exit_readv"`
+	TpExitRecvfrom   *ebpf.Program `ebpf:"tp_exit_recvfrom"`
+	TpExitRecvmsg    *ebpf.Program `ebpf:"tp_exit_recvmsg"`
+	TpExitSendmsg    *ebpf.Program `ebpf:"tp_exit_sendmsg"`
+	TpExitSendto     *ebpf.Program `ebpf:"tp_exit_sendto"`
+	TpExitWrite      *ebpf.Program `ebpf:"tp_exit_write"`
+	TpExitWritev     *ebpf.Program `ebpf:"tp_exit_writev"`
+	UprobeGoTlsEntry *ebpf.Program `ebpf:"uprobe_go_tls_entry"`
+	UprobeGoTlsRet   *ebpf.Program `ebpf:"uprobe_go_tls_ret"`
 }
 
 func (p *l7Programs) Close() error {
@@ -326,6 +364,8 @@ func (p *l7Programs) Close() error {
 		p.TpExitSendto,
 		p.TpExitWrite,
 		p.TpExitWritev,
+		p.UprobeGoTlsEntry,
+		p.UprobeGoTlsRet,
 	)
 }
 
