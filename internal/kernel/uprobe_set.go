@@ -28,6 +28,9 @@ type UprobeSetOptions struct {
 	Offset uint64
 	// PID limits every attachment to one process; 0 is every process.
 	PID int
+	// Return attaches uretprobes (the program runs as the function
+	// returns); binaries built by Go are refused (see attach_uprobe.go).
+	Return bool
 	// MaxBinaries bounds the set; binaries beyond it are refused and
 	// counted as dropped.
 	MaxBinaries int
@@ -118,7 +121,7 @@ func (s *UprobeSet) Add(path string) (bool, error) {
 		s.fails["limit"]++
 		return false, fmt.Errorf("uprobe: binary %s not attached: the %s set is full (%d binaries)", path, s.opts.Name, s.opts.MaxBinaries)
 	}
-	l, err := uprobe(s.prog, path, s.opts.Symbol, s.opts.Offset, s.opts.PID)
+	l, err := uprobeAt(s.prog, path, s.opts.Symbol, s.opts.Offset, s.opts.PID, s.opts.Return)
 	if err != nil {
 		s.fails["error"]++
 		if len(s.rejected) >= 4*s.opts.MaxBinaries {
@@ -149,6 +152,9 @@ func (s *UprobeSet) Status() []ProgramStatus {
 		detail := fmt.Sprintf("binary %s (dev %d, inode %d)", b.path, id.dev, id.ino)
 		if s.opts.PID != 0 {
 			detail += fmt.Sprintf(", pid %d", s.opts.PID)
+		}
+		if s.opts.Return {
+			detail += ", on return"
 		}
 		target := s.opts.Symbol
 		if target == "" {
