@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -37,11 +38,14 @@ type Config struct {
 	ExcludeSelf    bool   `yaml:"exclude_self"`
 	// PIDs restricts capture to these processes (empty: all).
 	PIDs []uint32 `yaml:"pids"`
+	// TLS is plaintext from TLS libraries (openssl.go).
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // DefaultConfig is the embedded default.
 func DefaultConfig() *Config {
-	return &Config{Enabled: false, RingbufSize: 4 << 20, MaxCaptureBytes: 256, MaxConnections: 16384, ExcludeSelf: true}
+	return &Config{Enabled: false, RingbufSize: 4 << 20, MaxCaptureBytes: 256, MaxConnections: 16384, ExcludeSelf: true,
+		TLS: TLSConfig{OpenSSL: true, RescanInterval: 2 * time.Second, MaxBinaries: 64}}
 }
 
 // IsEnabled implements probe.Config.
@@ -68,7 +72,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("pids: 0 is not a process id")
 		}
 	}
-	return nil
+	return c.TLS.validate()
 }
 
 //go:embed defaults.yaml
@@ -115,6 +119,9 @@ type Probe struct {
 	cfg    *Config
 	maps   readMaps
 	seeded uint64 // connections seeded from /proc at start
+
+	disc    *discoverer   // processes found at run time (discover.go)
+	openssl *opensslHooks // nil: tls.openssl off
 }
 
 // readMaps are the maps user space reads or fills.
@@ -122,6 +129,8 @@ type readMaps struct {
 	Conns    *ebpf.Map `ebpf:"conns"`
 	Counters *ebpf.Map `ebpf:"counters"`
 	PIDs     *ebpf.Map `ebpf:"pids"`
+
+	TLSCounters *ebpf.Map `ebpf:"tls_counters"`
 }
 
 // New returns an unstarted probe.
@@ -149,6 +158,9 @@ func (p *Probe) Start(env *probe.Env) error {
 			"conns":  p.cfg.MaxConnections,
 		},
 	}
+	if p.cfg.TLS.OpenSSL {
+		opts.Later = append(opts.Later, opensslPrograms()...)
+	}
 	if err := p.Load(env, spec, opts); err != nil {
 		return err
 	}
@@ -175,12 +187,23 @@ func (p *Probe) Start(env *probe.Env) error {
 	}
 	p.seeded = uint64(n)
 	p.Register(&collector{p: p})
+	p.disc = newDiscoverer("/proc", p.cfg.TLS.RescanInterval, int(self))
+	if p.cfg.TLS.OpenSSL {
+		if err := p.startOpenSSL("/proc"); err != nil {
+			_ = p.Close()
+			p.Obj = nil
+			return err
+		}
+	}
+	p.disc.start()
+	p.Register(p.disc.collectors()...)
 	return nil
 }
 
 // Run implements probe.Probe: decode every record and publish it while
 // something consumes conn_data.
 func (p *Probe) Run(ctx context.Context) error {
+	go p.disc.run(ctx)
 	return p.ReadRing(ctx, p.handle)
 }
 

@@ -1,0 +1,511 @@
+package l7
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilproject/vigil/internal/l7/http"
+	"github.com/vigilproject/vigil/internal/testutil"
+)
+
+// need returns the path of a test peer or skips.
+func need(t *testing.T, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	t.Skipf("skipped: %s not installed", names[0])
+	return ""
+}
+
+// selfSigned writes cert.pem and key.pem for localhost into dir.
+func selfSigned(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	openssl := need(t, "openssl")
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	out, err := exec.Command(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+		"-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	return cert, key
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitListen(t *testing.T, addr string) {
+	t.Helper()
+	if !testutil.WaitFor(5*time.Second, func() bool {
+		c, err := net.Dial("tcp4", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("nothing listens on %s", addr)
+	}
+}
+
+// tlsConn is the records of one connection end, TLS plaintext and
+// syscall bytes apart, in ring order.
+type tlsConn struct {
+	id       ConnID
+	plain    []*ConnData // TLS == "openssl"
+	cipher   []*ConnData // TLS == "": syscall records
+	cipherAt []int       // index in the whole stream
+	firstTLS int         // index in the whole stream of the first plaintext record
+}
+
+func byConn(evs []*ConnData, pid uint32) map[ConnID]*tlsConn {
+	out := map[ConnID]*tlsConn{}
+	for i, e := range evs {
+		if e.PID != pid {
+			continue
+		}
+		c := out[e.Conn]
+		if c == nil {
+			c = &tlsConn{id: e.Conn, firstTLS: -1}
+			out[e.Conn] = c
+		}
+		switch e.TLS {
+		case "openssl":
+			if c.firstTLS < 0 {
+				c.firstTLS = i
+			}
+			c.plain = append(c.plain, e)
+		case "":
+			c.cipher = append(c.cipher, e)
+			c.cipherAt = append(c.cipherAt, i)
+		}
+	}
+	return out
+}
+
+// exchanges parses a connection's plaintext records with the HTTP parser.
+func (c *tlsConn) exchanges() []http.Exchange {
+	p := http.NewConn(http.Config{}, nil)
+	var out []http.Exchange
+	for _, e := range c.plain {
+		dir := http.Read
+		if e.Direction == "write" {
+			dir = http.Write
+		}
+		out = append(out, p.Feed(dir, e.Data, int(e.Length), e.Time.UnixNano())...)
+	}
+	return append(out, p.Close(time.Now().UnixNano())...)
+}
+
+// tlsRecordHead reports whether b starts like a TLS record (content type
+// 20-23, version 3.x): ciphertext, never plaintext HTTP.
+func tlsRecordHead(b []byte) bool {
+	return len(b) >= 3 && b[0] >= 20 && b[0] <= 23 && b[1] == 3 && b[2] <= 4
+}
+
+// tlsFraming follows the TLS record layer of one direction of a byte
+// stream, given as captured prefixes of calls of known length: every record
+// header it can see must be a TLS one.
+type tlsFraming struct {
+	body   int    // bytes of the current record's body still to come
+	head   []byte // a record header split across calls
+	blind  bool   // a header fell in bytes not captured: nothing more to check
+	offset int    // stream offset of the call fed next
+	headAt int    // stream offset of the header being read
+}
+
+func (f *tlsFraming) feed(data []byte, length int) error {
+	for o := 0; o < length && !f.blind; {
+		if f.body > 0 {
+			n := min(f.body, length-o)
+			f.body -= n
+			o += n
+			continue
+		}
+		if o >= len(data) {
+			f.blind = true
+			break
+		}
+		if len(f.head) == 0 {
+			f.headAt = f.offset + o
+		}
+		n := min(5-len(f.head), len(data)-o)
+		f.head = append(f.head, data[o:o+n]...)
+		o += n
+		if len(f.head) < 5 {
+			continue
+		}
+		if !tlsRecordHead(f.head) {
+			return fmt.Errorf("no TLS record header at stream offset %d: %x", f.headAt, f.head)
+		}
+		f.body = int(f.head[3])<<8 | int(f.head[4])
+		f.head = f.head[:0]
+	}
+	f.offset += length
+	return nil
+}
+
+// summary is "METHOD path status" of an exchange or an access log line.
+func summary(e http.Exchange) string { return fmt.Sprintf("%s %s %d", e.Method, e.Path, e.Status) }
+
+// tlsExchanges checks the TLS invariants on every connection of pid and
+// returns the exchanges parsed from the plaintext ("METHOD path status",
+// sorted) and what is wrong.
+func tlsExchanges(evs []*ConnData, pid uint32, role string) (got, problems []string) {
+	bad := func(f string, a ...any) { problems = append(problems, fmt.Sprintf(f, a...)) }
+	for id, c := range byConn(evs, pid) {
+		if len(c.plain) == 0 {
+			continue
+		}
+		for _, e := range c.plain {
+			if e.Role != role || !strings.HasPrefix(e.Syscall, "SSL_") {
+				bad("conn %+v: plaintext record role %s syscall %s, want %s SSL_*", id, e.Role, e.Syscall, role)
+			}
+			if tlsRecordHead(e.Data) {
+				bad("conn %+v: TLS record carries ciphertext: %q", id, Printable(e.Data, 40))
+			}
+		}
+		// The syscall records are the handshake: TLS records, all before
+		// the first plaintext record; none after.
+		frames := map[string]*tlsFraming{"read": {}, "write": {}}
+		for i, e := range c.cipher {
+			if i == 0 && e.Syscall == "recvfrom" && e.Length == 1 && role == "server" {
+				// nginx peeks at the first byte (recv MSG_PEEK) to tell
+				// TLS from plain HTTP; the syscall stream records the
+				// peek as if the byte were consumed.
+				continue
+			}
+			if c.cipherAt[i] > c.firstTLS {
+				bad("conn %+v: syscall record (%s %d bytes) after the first plaintext record", id, e.Syscall, e.Length)
+			}
+			if err := frames[e.Direction].feed(e.Data, int(e.Length)); err != nil {
+				bad("conn %+v: %s syscall bytes: %v", id, e.Direction, err)
+			}
+		}
+		for _, x := range c.exchanges() {
+			got = append(got, summary(x))
+		}
+	}
+	slices.Sort(got)
+	return got, problems
+}
+
+// checkTLSConns is tlsExchanges reporting the problems as errors.
+func checkTLSConns(t *testing.T, evs []*ConnData, pid uint32, role string) []string {
+	t.Helper()
+	got, problems := tlsExchanges(evs, pid, role)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	return got
+}
+
+// TestOpenSSLNginx: nginx serves HTTPS (Debian's libssl); curl -k asks for
+// pages with several statuses, on a keep-alive connection and on new ones.
+// nginx's plaintext appears as TLS=openssl records: parsed with the HTTP
+// parser they give exactly the access log's requests and statuses; no
+// plaintext record carries ciphertext, and the connection's syscall records
+// are the handshake only.
+func TestOpenSSLNginx(t *testing.T) {
+	nginx := need(t, "nginx", "/usr/sbin/nginx")
+	curl := need(t, "curl")
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	port := freePort(t)
+	page := strings.Repeat("vigil tls page\n", 8)
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	log_format t '$status "$request"';
+	access_log %[1]s/access.log t;
+	sendfile off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server {
+		listen 127.0.0.1:%[2]d ssl;
+		ssl_certificate %[3]s;
+		ssl_certificate_key %[4]s;
+		root %[1]s;
+		location = /moved { return 301 /index.html; }
+		location = /fail { return 500; }
+	}
+}
+`, dir, port, cert, key)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListen(t, addr)
+
+	cfg := DefaultConfig()
+	cfg.PIDs = []uint32{uint32(cmd.Process.Pid)}
+	p, s := startProbe(t, cfg)
+	if p.openssl.Binaries() == 0 {
+		t.Fatalf("nginx's libssl not attached: %+v", p.Obj.Status())
+	}
+	base := "https://" + addr
+	// One keep-alive connection with four requests, then two more.
+	runs := [][]string{
+		{base + "/index.html", base + "/missing", base + "/moved", base + "/fail"},
+		{base + "/index.html?q=1"},
+		{base + "/nope"},
+	}
+	for _, urls := range runs {
+		args := append([]string{"-sk", "--http1.1", "-o", "/dev/null", "-H", "X-Test: tls"}, urls...)
+		if out, err := exec.Command(curl, args...).CombinedOutput(); err != nil {
+			t.Fatalf("curl %v: %v\n%s", urls, err, out)
+		}
+	}
+	want := []string{"GET /index.html 200", "GET /missing 404", "GET /moved 301", "GET /fail 500", "GET /index.html 200", "GET /nope 404"}
+	var logged []string
+	if !testutil.WaitFor(5*time.Second, func() bool {
+		logged = accessLog(t, filepath.Join(dir, "access.log"))
+		return len(logged) == len(want)
+	}) {
+		t.Fatalf("access log: %q", logged)
+	}
+	slices.Sort(want)
+	if !slices.Equal(logged, want) {
+		t.Fatalf("access log %q, want %q", logged, want)
+	}
+	pid := uint32(cmd.Process.Pid)
+	var got []string
+	testutil.WaitFor(5*time.Second, func() bool {
+		got, _ = tlsExchanges(s.all(), pid, "server")
+		return len(got) >= len(logged)
+	})
+	got = checkTLSConns(t, s.all(), pid, "server")
+	if !slices.Equal(got, logged) {
+		t.Errorf("plaintext exchanges %q, access log %q", got, logged)
+	}
+	conns := 0
+	for _, c := range byConn(s.all(), pid) {
+		if len(c.plain) > 0 {
+			conns++
+			if len(c.cipher) == 0 {
+				t.Errorf("conn %+v: no handshake records", c.id)
+			}
+		}
+	}
+	if conns != len(runs) {
+		t.Errorf("%d connections with plaintext, want %d", conns, len(runs))
+	}
+	var req []byte
+	for _, e := range s.all() {
+		if e.TLS == "openssl" && e.Direction == "read" {
+			req = append(req, e.Data...)
+		}
+	}
+	if !bytes.Contains(req, []byte("\r\nX-Test: tls\r\n")) {
+		t.Errorf("request headers not in the plaintext: %q", Printable(req, 200))
+	}
+	tc, err := p.ReadTLSCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.Records == 0 || tc.StateFull != 0 {
+		t.Errorf("TLS counters %+v", tc)
+	}
+}
+
+// accessLog reads "status "METHOD /path?query HTTP/1.1"" lines as sorted
+// "METHOD /path status".
+func accessLog(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var status int
+		var method, target string
+		if _, err := fmt.Sscanf(l, `%d "%s %s`, &status, &method, &target); err != nil {
+			continue
+		}
+		target, _, _ = strings.Cut(target, "?")
+		out = append(out, fmt.Sprintf("%s %s %d", method, target, status))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// pyServer is a CPython HTTPS server (http.server wrapped by ssl, which
+// calls SSL_read_ex/SSL_write_ex in libssl): 200 for /ok, 404 for /nf, 500
+// for /err. It prints "ready" once it listens.
+const pyServer = `
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = {"/ok": 200, "/nf": 404, "/err": 500}.get(self.path, 400)
+        body = b"python says %d\n" % code
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("ready", flush=True)
+srv.serve_forever()
+`
+
+// pyClient waits for a line on stdin, then asks for each path with urllib
+// (a new connection each time) and prints the statuses.
+const pyClient = `
+import ssl, sys, urllib.request, urllib.error
+sys.stdin.readline()
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+for path in sys.argv[2:]:
+    try:
+        r = urllib.request.urlopen("https://127.0.0.1:%s%s" % (sys.argv[1], path), context=ctx)
+        code = r.status
+        r.read()
+    except urllib.error.HTTPError as e:
+        code = e.code
+    print(code, flush=True)
+`
+
+// startPyServer runs pyServer on a free port with env added and waits
+// for it to listen.
+func startPyServer(t *testing.T, python, cert, key string, env ...string) (*exec.Cmd, int) {
+	t.Helper()
+	port := freePort(t)
+	cmd := exec.Command(python, "-c", pyServer, fmt.Sprint(port), cert, key)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("python server: %q, %v", line, err)
+	}
+	return cmd, port
+}
+
+// pyClientRun is a started pyClient, held until release.
+type pyClientRun struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out bytes.Buffer
+}
+
+func startPyClient(t *testing.T, python string, port int, paths ...string) *pyClientRun {
+	t.Helper()
+	c := &pyClientRun{cmd: exec.Command(python, append([]string{"-c", pyClient, fmt.Sprint(port)}, paths...)...)}
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, os.Stderr
+	var err error
+	if c.in, err = c.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
+	return c
+}
+
+func (c *pyClientRun) release(t *testing.T) string {
+	t.Helper()
+	if _, err := io.WriteString(c.in, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("python client: %v", err)
+	}
+	return c.out.String()
+}
+
+var pyPaths = []string{"/ok", "/nf", "/err", "/ok"}
+
+func pyWant() []string {
+	w := []string{"GET /ok 200", "GET /nf 404", "GET /err 500", "GET /ok 200"}
+	slices.Sort(w)
+	return w
+}
+
+// TestOpenSSLPython: a CPython HTTPS server and a urllib client, both on
+// Debian's libssl through _ssl (SSL_read_ex/SSL_write_ex): the plaintext of
+// both sides appears under the right pids and roles and parses to the
+// requests made.
+func TestOpenSSLPython(t *testing.T) {
+	python := need(t, "/usr/bin/python3", "python3")
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	srv, port := startPyServer(t, python, cert, key)
+	cli := startPyClient(t, python, port, pyPaths...)
+
+	cfg := DefaultConfig()
+	cfg.PIDs = []uint32{uint32(srv.Process.Pid), uint32(cli.cmd.Process.Pid)}
+	p, s := startProbe(t, cfg)
+	if p.openssl.Binaries() == 0 {
+		t.Fatalf("python's libssl not attached: %+v", p.Obj.Status())
+	}
+	if out := cli.release(t); out != "200\n404\n500\n200\n" {
+		t.Fatalf("client printed %q", out)
+	}
+	checkBothSides(t, s, uint32(srv.Process.Pid), uint32(cli.cmd.Process.Pid))
+}
+
+// checkBothSides waits for the four exchanges on each side and checks them.
+func checkBothSides(t *testing.T, s *stream, srvPID, cliPID uint32) {
+	t.Helper()
+	want := pyWant()
+	testutil.WaitFor(5*time.Second, func() bool {
+		evs := s.all()
+		a, _ := tlsExchanges(evs, srvPID, "server")
+		b, _ := tlsExchanges(evs, cliPID, "client")
+		return len(a) >= len(want) && len(b) >= len(want)
+	})
+	evs := s.all()
+	if got := checkTLSConns(t, evs, srvPID, "server"); !slices.Equal(got, want) {
+		t.Errorf("server (pid %d) plaintext: %q, want %q", srvPID, got, want)
+	}
+	if got := checkTLSConns(t, evs, cliPID, "client"); !slices.Equal(got, want) {
+		t.Errorf("client (pid %d) plaintext: %q, want %q", cliPID, got, want)
+	}
+}
