@@ -509,3 +509,182 @@ func checkBothSides(t *testing.T, s *stream, srvPID, cliPID uint32) {
 		t.Errorf("client (pid %d) plaintext: %q, want %q", cliPID, got, want)
 	}
 }
+
+// TestOpenSSLNewProcesses: processes started after the probe. A CPython
+// server loading a copy of libssl (a file no process had mapped: a new
+// inode) is found by the periodic /proc scan and attached; a urllib client
+// started after the probe on the system libssl (already attached) needs no
+// scan. Both sides' plaintext is seen with their pids.
+func TestOpenSSLNewProcesses(t *testing.T) {
+	python := need(t, "/usr/bin/python3", "python3")
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	sysLib := libsslOf(t, python)
+	// One process on the system libssl before the probe starts.
+	before, _ := startPyServer(t, python, cert, key)
+
+	cfg := DefaultConfig()
+	cfg.TLS.RescanInterval = 500 * time.Millisecond
+	cfg.PIDs = []uint32{uint32(before.Process.Pid)}
+	p, s := startProbe(t, cfg)
+	if !attachedTo(p, sysLib) {
+		t.Fatalf("system libssl %s not attached at start: %+v", sysLib, p.Obj.Status())
+	}
+
+	libDir := filepath.Join(dir, "lib")
+	if err := os.Mkdir(libDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyLib := filepath.Join(libDir, filepath.Base(sysLib))
+	if err := testutil.CopyFile(sysLib, copyLib, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, port := startPyServer(t, python, cert, key, "LD_LIBRARY_PATH="+libDir)
+	if got := libsslOfPID(t, srv.Process.Pid); got != copyLib {
+		t.Fatalf("server maps %q, want the copy %s", got, copyLib)
+	}
+	allowPID(t, p, srv.Process.Pid)
+	if !testutil.WaitFor(5*time.Second, func() bool { return attachedTo(p, copyLib) }) {
+		t.Fatalf("the copy of libssl was not attached by the rescan: %+v", p.Obj.Status())
+	}
+	cli := startPyClient(t, python, port, pyPaths...)
+	allowPID(t, p, cli.cmd.Process.Pid)
+	if out := cli.release(t); out != "200\n404\n500\n200\n" {
+		t.Fatalf("client printed %q", out)
+	}
+	if got := libsslOfPID(t, srv.Process.Pid); got != copyLib {
+		t.Fatalf("server maps %q, want the copy %s", got, copyLib)
+	}
+	checkBothSides(t, s, uint32(srv.Process.Pid), uint32(cli.cmd.Process.Pid))
+}
+
+// attachedTo reports whether both SSL_read uprobes are placed in path.
+func attachedTo(p *Probe, path string) bool {
+	n := 0
+	for _, st := range p.Obj.Status() {
+		if (st.Name == "SSL_read" || st.Name == "SSL_read:return") && strings.HasPrefix(st.Detail, "binary "+path+" ") {
+			n++
+		}
+	}
+	return n == 2
+}
+
+func allowPID(t *testing.T, p *Probe, pid int) {
+	t.Helper()
+	if err := p.maps.PIDs.Put(uint32(pid), uint8(1)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// libsslOf is the libssl python's _ssl module loads here.
+func libsslOf(t *testing.T, python string) string {
+	t.Helper()
+	out, err := exec.Command(python, "-c", "import ssl; print(open('/proc/self/maps').read())").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return libsslIn(t, string(out))
+}
+
+func libsslOfPID(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return libsslIn(t, string(b))
+}
+
+func libsslIn(t *testing.T, maps string) string {
+	t.Helper()
+	for _, l := range strings.Split(maps, "\n") {
+		if m, ok := parseMapsLine(l); ok && strings.HasPrefix(filepath.Base(m.path), "libssl.so") {
+			return m.path
+		}
+	}
+	t.Fatal("python maps no libssl.so")
+	return ""
+}
+
+func TestParseMapsLine(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		ok   bool
+		want mapping
+	}{
+		{"7f4db78a7000-7f4db78c5000 r-xp 00022000 fd:01 1835061                    /usr/lib/x86_64-linux-gnu/libssl.so.3", true,
+			mapping{perms: "r-xp", key: fileKey{dev: 0xfd<<8 | 1, ino: 1835061}, path: "/usr/lib/x86_64-linux-gnu/libssl.so.3"}},
+		{"00400000-00452000 r-xp 00000000 103:02 42 /opt/my app/bin", true,
+			mapping{perms: "r-xp", key: fileKey{dev: 259<<8 | 2, ino: 42}, path: "/opt/my app/bin"}},
+		{"7f00-7f01 r-xp 00000000 fd:01 77 /tmp/libssl.so.3 (deleted)", false, mapping{}},
+		{"7ffd-7ffe rw-p 00000000 00:00 0                          [stack]", false, mapping{}},
+		{"7ffd-7ffe rw-p 00000000 00:00 0", false, mapping{}},
+		{"garbage", false, mapping{}},
+		{"1-2 r-xp 0 zz:01 5 /x", false, mapping{}},
+	} {
+		m, ok := parseMapsLine(c.line)
+		if ok != c.ok || m != c.want {
+			t.Errorf("%q: %+v %v, want %+v %v", c.line, m, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestTLSCandidates(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/usr/lib/x86_64-linux-gnu/libssl.so.3":    true,
+		"/usr/lib/libssl.so.1.1":                   true,
+		"/opt/app/lib/libssl-3a8b.so.3":            true,
+		"/opt/envoy/lib/libboringssl.so":           true,
+		"/usr/bin/node":                            true, // the executable
+		"/usr/lib/x86_64-linux-gnu/libc.so.6":      false,
+		"/usr/lib/x86_64-linux-gnu/libcrypto.so.3": false,
+	} {
+		if got := candidate(path, "/usr/bin/node"); got != want {
+			t.Errorf("candidate(%s) = %v", path, got)
+		}
+	}
+}
+
+// tlsSymbols finds the four functions in libssl, none in an executable
+// without TLS, and leaves Go binaries alone.
+func TestTLSSymbols(t *testing.T) {
+	python := need(t, "/usr/bin/python3", "python3")
+	lib := libsslOf(t, python)
+	have, err := tlsSymbols(lib)
+	if err != nil || len(have) != 4 {
+		t.Errorf("%s: %v, %v; want the 4 functions", lib, have, err)
+	}
+	if have, err := tlsSymbols("/bin/true"); err != nil || len(have) != 0 {
+		t.Errorf("/bin/true: %v, %v", have, err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have, err := tlsSymbols(self); err != nil || have != nil {
+		t.Errorf("Go test binary: %v, %v", have, err)
+	}
+	if _, err := tlsSymbols(filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("missing file: no error")
+	}
+}
+
+func TestTLSConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		mod  func(*TLSConfig)
+		want string
+	}{
+		{func(c *TLSConfig) {}, ""},
+		{func(c *TLSConfig) { c.RescanInterval = 100 * time.Millisecond }, "tls.rescan_interval: 100ms must be between 500ms and 1m"},
+		{func(c *TLSConfig) { c.RescanInterval = 2 * time.Minute }, "tls.rescan_interval: 2m0s must be between 500ms and 1m"},
+		{func(c *TLSConfig) { c.MaxBinaries = 0 }, "tls.max_binaries: 0 must be between 1 and 1024"},
+		{func(c *TLSConfig) { c.MaxBinaries = 5000 }, "tls.max_binaries: 5000 must be between 1 and 1024"},
+	} {
+		cfg := DefaultConfig()
+		c.mod(&cfg.TLS)
+		err := cfg.Validate()
+		if (c.want == "") != (err == nil) || (err != nil && err.Error() != c.want) {
+			t.Errorf("%+v: %v, want %q", cfg.TLS, err, c.want)
+		}
+	}
+}
