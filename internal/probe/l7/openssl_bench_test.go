@@ -1,0 +1,167 @@
+package l7
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilproject/vigil/internal/testutil"
+)
+
+// tlsProgStats sums run time and runs of the TLS uprobe programs loaded
+// after firstID (the uprobe sets' programs are not in Obj.Programs).
+func tlsProgStats(tb testing.TB, firstID ebpf.ProgramID) (enter, ret time.Duration, enterRuns, retRuns uint64) {
+	for id := firstID; ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		id = next
+		prog, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue // unloaded meanwhile
+		}
+		info, err := prog.Info()
+		st, serr := prog.Stats()
+		prog.Close()
+		if err != nil || serr != nil {
+			continue
+		}
+		rt, n := st.Runtime, st.RunCount
+		switch {
+		case info.Name == opensslReturn:
+			ret, retRuns = ret+rt, retRuns+n
+		case strings.HasPrefix(info.Name, "ssl_") && strings.Contains(info.Name, "_en"):
+			enter, enterRuns = enter+rt, enterRuns+n
+		}
+	}
+	return
+}
+
+func lastProgID(tb testing.TB) ebpf.ProgramID {
+	var last ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(last)
+		if err != nil {
+			return last
+		}
+		last = next
+	}
+}
+
+var wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// BenchmarkOpenSSLNginx: wrk asks nginx (HTTPS, keep-alive, 1 KB page)
+// for 3 s without the probe and with it (nginx's pid followed); it reports
+// requests/s and, with the probe, the BPF time of the TLS programs per
+// SSL call and of all the probe's programs per request. Run with
+// -benchtime 1x.
+func BenchmarkOpenSSLNginx(b *testing.B) {
+	nginx, err := exec.LookPath("/usr/sbin/nginx")
+	if err != nil {
+		b.Skip("nginx not installed")
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		b.Skip("wrk not installed")
+	}
+	dir := b.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+		"-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert).CombinedOutput(); err != nil {
+		b.Fatalf("openssl: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(strings.Repeat("x", 1023)+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	port := 20000 + os.Getpid()%20000
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 256; }
+http {
+	access_log off;
+	sendfile off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server { listen 127.0.0.1:%[2]d ssl; ssl_certificate %[3]s; ssl_certificate_key %[4]s; root %[1]s; keepalive_requests 1000000; }
+}
+`, dir, port, cert, key)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+	run := func() float64 {
+		out, err := exec.Command(wrk, "-t1", "-c4", "-d3s", fmt.Sprintf("https://127.0.0.1:%d/index.html", port)).CombinedOutput()
+		m := wrkRate.FindSubmatch(out)
+		if err != nil || m == nil {
+			b.Fatalf("wrk: %v\n%s", err, out)
+		}
+		r, _ := strconv.ParseFloat(string(m[1]), 64)
+		return r
+	}
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			var p *Probe
+			var first ebpf.ProgramID
+			if on {
+				stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+				testutil.SkipIfNotPermitted(b, err)
+				defer stats.Close()
+				first = lastProgID(b)
+				cfg := DefaultConfig()
+				cfg.PIDs = []uint32{uint32(cmd.Process.Pid)}
+				p, _ = startProbe(b, cfg)
+			}
+			for b.Loop() {
+				var d0 time.Duration
+				var r0, t0 uint64
+				if p != nil {
+					d0, _ = bpfTime(b, p, "")
+					_, _, _, r0 = tlsProgStats(b, first)
+					tc, _ := p.ReadTLSCounters()
+					t0 = tc.Records
+				}
+				rate := run()
+				b.ReportMetric(rate, "req/s")
+				if p != nil {
+					d, _ := bpfTime(b, p, "")
+					enter, ret, en, rn := tlsProgStats(b, first)
+					tc, _ := p.ReadTLSCounters()
+					reqs := rate * 3
+					b.ReportMetric(float64(enter)/float64(en), "enter-ns/ssl-call")
+					b.ReportMetric(float64(ret)/float64(rn), "return-ns/ssl-call")
+					b.ReportMetric(float64(rn-r0)/reqs, "ssl-calls/req")
+					b.ReportMetric(float64(tc.Records-t0)/reqs, "tls-records/req")
+					b.ReportMetric(float64(d-d0+enter+ret)/reqs, "bpf-ns/req")
+				}
+			}
+		})
+	}
+}
