@@ -16,9 +16,13 @@ import (
 // does it some time after it starts.
 const youngScans = 3
 
-// maxNewPerScan bounds the processes one periodic scan hands out; the rest
-// wait for the next scan.
-const maxNewPerScan = 4096
+// maxPerScan bounds the processes one periodic scan hands out, new ones
+// first, then young ones rescanned; the rest wait for the next scan.
+// Reading a process's maps costs 50-600 µs of CPU here (about 1.5 µs per
+// line, 40-400 lines), so with the default 2 s interval discovery takes at
+// most a few percent of a core on a host that starts processes without
+// pause.
+const maxPerScan = 256
 
 // discoverer finds processes for the probes that attach to binaries found
 // at run time (TLS libraries). At start every process is handed to the
@@ -102,7 +106,7 @@ func (d *discoverer) scan(initial bool) {
 	began := time.Now()
 	pids := d.list()
 	d.mu.Lock()
-	var todo []int
+	var todo, young []int
 	alive := make(map[int]struct{}, len(pids))
 	for _, pid := range pids {
 		alive[pid] = struct{}{}
@@ -111,13 +115,19 @@ func (d *discoverer) scan(initial bool) {
 		case initial:
 			d.seen[pid] = 0
 			todo = append(todo, pid)
-		case !known && len(todo) < maxNewPerScan:
+		case !known && len(todo) < maxPerScan:
 			d.seen[pid] = youngScans - 1
 			todo = append(todo, pid)
-		case known && left > 0 && len(todo) < maxNewPerScan:
-			d.seen[pid] = left - 1
-			todo = append(todo, pid)
+		case known && left > 0:
+			young = append(young, pid)
 		}
+	}
+	for _, pid := range young {
+		if len(todo) >= maxPerScan {
+			break
+		}
+		d.seen[pid]--
+		todo = append(todo, pid)
 	}
 	for pid := range d.seen {
 		if _, ok := alive[pid]; !ok {

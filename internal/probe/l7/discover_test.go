@@ -63,3 +63,44 @@ func TestDiscoverer(t *testing.T) {
 		t.Errorf("reused pid: %v", g)
 	}
 }
+
+// A periodic scan hands out at most maxPerScan processes, new ones before
+// young ones; those left over come on the next scans.
+func TestDiscovererBound(t *testing.T) {
+	proc := t.TempDir()
+	mk := func(from, n int) {
+		for p := from; p < from+n; p++ {
+			if err := os.Mkdir(filepath.Join(proc, strconv.Itoa(p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d := newDiscoverer(proc, 0, 0)
+	seen := map[int]int{}
+	var last int
+	d.OnProcess(func(pid int) { seen[pid]++; last++ })
+	d.scan(true)
+	mk(10000, maxPerScan+10)
+	scan := func() int { last = 0; d.scan(false); return last }
+	if n := scan(); n != maxPerScan {
+		t.Fatalf("first scan handed out %d, want %d", n, maxPerScan)
+	}
+	// The 10 left over are new: they come before the young rescans,
+	// which would fill the scan on their own.
+	if n := scan(); n != maxPerScan {
+		t.Fatalf("second scan handed out %d", n)
+	}
+	for p := 10000; p < 10000+maxPerScan+10; p++ {
+		if seen[p] == 0 {
+			t.Errorf("pid %d never handed out", p)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		scan()
+	}
+	for p, n := range seen {
+		if n != youngScans {
+			t.Errorf("pid %d handed out %d times, want %d", p, n, youngScans)
+		}
+	}
+}

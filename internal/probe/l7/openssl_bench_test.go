@@ -165,3 +165,33 @@ http {
 		})
 	}
 }
+
+// BenchmarkDiscovery is the cost of the process discovery with the
+// OpenSSL search plugged in, on this machine's processes: "cold" is the
+// start scan reading every candidate file's symbols again (attaches
+// already made), "warm" the same with each file known (maps read only),
+// "periodic" a rescan that finds no new process (a /proc listing).
+func BenchmarkDiscovery(b *testing.B) {
+	p, _ := startProbe(b, DefaultConfig())
+	procs := float64(len(p.disc.list()))
+	for _, c := range []struct {
+		name    string
+		initial bool
+		cold    bool
+	}{{"cold", true, true}, {"warm", true, false}, {"periodic", false, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if c.cold {
+					p.openssl.mu.Lock()
+					clear(p.openssl.inspected)
+					p.openssl.mu.Unlock()
+				}
+				p.disc.scan(c.initial)
+			}
+			b.ReportMetric(procs, "processes")
+			if c.initial {
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/procs, "µs/process")
+			}
+		})
+	}
+}
