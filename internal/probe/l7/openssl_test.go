@@ -723,3 +723,84 @@ func TestTLSProgramsAndConfigFile(t *testing.T) {
 		t.Errorf("decoded %+v", got)
 	}
 }
+
+// pyUnixTLS runs TLS over a unix socket pair (a connection the probe never
+// learns) after a line on stdin: 5 round trips of one SSL_write_ex and one
+// SSL_read_ex each way.
+const pyUnixTLS = `
+import socket, ssl, sys, threading
+sys.stdin.readline()
+a, b = socket.socketpair()
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+sctx.load_cert_chain(sys.argv[1], sys.argv[2])
+cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+cctx.check_hostname = False
+cctx.verify_mode = ssl.CERT_NONE
+srv = sctx.wrap_socket(a, server_side=True, do_handshake_on_connect=False)
+cli = cctx.wrap_socket(b, do_handshake_on_connect=False)
+t = threading.Thread(target=srv.do_handshake)
+t.start()
+cli.do_handshake()
+t.join()
+for i in range(5):
+    cli.sendall(b"ping %d" % i)
+    assert srv.recv(100) == b"ping %d" % i
+    srv.sendall(b"pong %d" % i)
+    assert cli.recv(100) == b"pong %d" % i
+print("done", flush=True)
+`
+
+// TLS calls on a connection the probe does not track (a unix socket)
+// emit nothing and are each counted.
+func TestOpenSSLUnknownConnection(t *testing.T) {
+	python := need(t, "/usr/bin/python3", "python3")
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	cmd := exec.Command(python, "-c", pyUnixTLS, cert, key)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	// Python maps libssl once it imports ssl, before reading stdin.
+	if !testutil.WaitFor(5*time.Second, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", cmd.Process.Pid))
+		return bytes.Contains(b, []byte("/libssl.so"))
+	}) {
+		t.Fatal("python never mapped libssl")
+	}
+	cfg := DefaultConfig()
+	cfg.PIDs = []uint32{uint32(cmd.Process.Pid)}
+	p, s := startProbe(t, cfg)
+	before, err := p.ReadTLSCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(in, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil || out.String() != "done\n" {
+		t.Fatalf("python: %v, %q", err, out.String())
+	}
+	after, err := p.ReadTLSCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.UnknownConn - before.UnknownConn; n != 20 {
+		t.Errorf("%d calls counted on an unknown connection, want 20", n)
+	}
+	if n := after.Records - before.Records; n != 0 {
+		t.Errorf("%d TLS records emitted", n)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, e := range s.all() {
+		if e.PID == uint32(cmd.Process.Pid) {
+			t.Errorf("record of the unix-socket process: %+v", e)
+		}
+	}
+}
