@@ -804,3 +804,97 @@ func TestOpenSSLUnknownConnection(t *testing.T) {
 		}
 	}
 }
+
+// pyBuffered: over loopback TCP in one process, a server thread writes one
+// 1000-byte TLS record; the client reads it 100 bytes at a time, so only
+// its first SSL_read_ex makes a syscall and nine are served from
+// OpenSSL's buffer.
+const pyBuffered = `
+import socket, ssl, sys, threading
+sys.stdin.readline()
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+sctx.load_cert_chain(sys.argv[1], sys.argv[2])
+payload = bytes(48 + i % 64 for i in range(1000))
+def serve():
+    c, _ = ls.accept()
+    s = sctx.wrap_socket(c, server_side=True)
+    s.sendall(payload)
+    s.recv(1)
+    s.close()
+t = threading.Thread(target=serve)
+t.start()
+cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+cctx.check_hostname = False
+cctx.verify_mode = ssl.CERT_NONE
+cli = cctx.wrap_socket(socket.create_connection(ls.getsockname()))
+got = b""
+while len(got) < 1000:
+    got += cli.recv(100)
+assert got == payload
+cli.sendall(b"x")
+t.join()
+print("done", flush=True)
+`
+
+// Reads served from OpenSSL's buffer (no syscall during the call) are
+// attributed to the connection through the SSL object's last fd.
+func TestOpenSSLBufferedReads(t *testing.T) {
+	python := need(t, "/usr/bin/python3", "python3")
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	cmd := exec.Command(python, "-c", pyBuffered, cert, key)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cfg := DefaultConfig()
+	cfg.PIDs = []uint32{uint32(cmd.Process.Pid)}
+	p, s := startProbe(t, cfg)
+	if _, err := io.WriteString(in, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil || out.String() != "done\n" {
+		t.Fatalf("python: %v, %q", err, out.String())
+	}
+	pid := uint32(cmd.Process.Pid)
+	var reads []*ConnData
+	testutil.WaitFor(5*time.Second, func() bool {
+		reads = nil
+		for _, e := range s.all() {
+			if e.PID == pid && e.TLS == "openssl" && e.Role == "client" && e.Direction == "read" {
+				reads = append(reads, e)
+			}
+		}
+		return len(reads) >= 10
+	})
+	want := make([]byte, 1000)
+	for i := range want {
+		want[i] = byte(48 + i%64)
+	}
+	var got []byte
+	for _, e := range reads {
+		if e.Length != 100 || e.Conn != reads[0].Conn || e.Syscall != "SSL_read" {
+			t.Errorf("read record %+v %s length %d", e.Conn, e.Syscall, e.Length)
+		}
+		got = append(got, e.Data...)
+	}
+	if len(reads) != 10 || !bytes.Equal(got, want) {
+		t.Errorf("%d client reads, data %q", len(reads), Printable(got, 80))
+	}
+	tc, err := p.ReadTLSCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.UnknownConn != 0 {
+		t.Errorf("%d calls on unknown connections", tc.UnknownConn)
+	}
+}
