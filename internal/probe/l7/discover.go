@@ -34,6 +34,9 @@ type discoverer struct {
 	proc     string // /proc
 	interval time.Duration
 	self     int // skipped; 0: none
+	// want, when set, says whether a process is of interest (the pid
+	// filter): others are not read at all.
+	want func(pid int) bool
 
 	onProcess []func(pid int)
 
@@ -145,7 +148,8 @@ func (d *discoverer) scan(initial bool) {
 	d.spent.Add(time.Since(began).Seconds())
 }
 
-// list returns the pids in /proc, without the agent's own.
+// list returns the pids in /proc, without the agent's own and those
+// not wanted.
 func (d *discoverer) list() []int {
 	f, err := os.Open(d.proc)
 	if err != nil {
@@ -159,10 +163,17 @@ func (d *discoverer) list() []int {
 			continue
 		}
 		pid, err := strconv.Atoi(n)
-		if err != nil || pid == d.self {
+		if err != nil || pid == d.self || (d.want != nil && !d.want(pid)) {
 			continue
 		}
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+// wantedPID reports whether pid is in the kernel's pid filter (the
+// configured pids; tests add more at run time).
+func (p *Probe) wantedPID(pid int) bool {
+	var v uint8
+	return p.maps.PIDs.Lookup(uint32(pid), &v) == nil
 }

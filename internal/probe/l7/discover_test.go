@@ -104,3 +104,22 @@ func TestDiscovererBound(t *testing.T) {
 		}
 	}
 }
+
+// With a filter, processes it does not want are never handed out.
+func TestDiscovererWant(t *testing.T) {
+	proc := t.TempDir()
+	for _, p := range []int{5, 6, 7} {
+		if err := os.Mkdir(filepath.Join(proc, strconv.Itoa(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := newDiscoverer(proc, 0, 0)
+	d.want = func(pid int) bool { return pid != 6 }
+	var got []int
+	d.OnProcess(func(pid int) { got = append(got, pid) })
+	d.scan(true)
+	slices.Sort(got)
+	if !slices.Equal(got, []int{5, 7}) {
+		t.Errorf("handed out %v", got)
+	}
+}

@@ -188,11 +188,14 @@ func (p *Probe) Start(env *probe.Env) error {
 	p.seeded = uint64(n)
 	p.Register(&collector{p: p})
 	p.disc = newDiscoverer("/proc", p.cfg.TLS.RescanInterval, int(self))
+	if len(p.cfg.PIDs) > 0 {
+		p.disc.want = p.wantedPID
+	}
 	if p.cfg.TLS.OpenSSL {
 		if err := p.startOpenSSL("/proc"); err != nil {
 			_ = p.Close()
 			p.Obj = nil
-			return err
+			return fmt.Errorf("%w (probes.l7.tls.openssl: false runs the probe without TLS plaintext)", err)
 		}
 	}
 	p.disc.start()
