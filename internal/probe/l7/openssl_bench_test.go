@@ -195,3 +195,85 @@ func BenchmarkDiscovery(b *testing.B) {
 		})
 	}
 }
+
+// pyMemoryBIO times SSL_write_ex + SSL_read_ex round trips between two
+// SSL objects over memory BIOs (no syscall: the library calls alone) and
+// prints the mean CPU nanoseconds of one round trip (user + system: the
+// uprobe traps are the process's system time). It starts after a line on
+// stdin.
+const pyMemoryBIO = `
+import ssl, sys, time
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+sctx.load_cert_chain(sys.argv[1], sys.argv[2])
+cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+cctx.check_hostname = False
+cctx.verify_mode = ssl.CERT_NONE
+ci, co, si, so = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+c = cctx.wrap_bio(ci, co)
+s = sctx.wrap_bio(si, so, server_side=True)
+for _ in range(10):
+    for o in (c, s):
+        try:
+            o.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+    si.write(co.read()); ci.write(so.read())
+sys.stdin.readline()
+n = int(sys.argv[3])
+msg = b"x" * 64
+t = time.process_time_ns()
+for _ in range(n):
+    c.write(msg)
+    si.write(co.read())
+    s.read(64)
+print((time.process_time_ns() - t) // n, flush=True)
+`
+
+// BenchmarkOpenSSLCall is the cost the uprobes add to a TLS library call
+// in a process: memory-BIO round trips (SSL_write_ex + SSL_read_ex) in
+// CPython, without the probe and with it (the process followed: each call
+// runs both programs, and counts as on an unknown connection). Run with
+// -benchtime 1x.
+func BenchmarkOpenSSLCall(b *testing.B) {
+	python, err := exec.LookPath("/usr/bin/python3")
+	if err != nil {
+		b.Skip("python3 not installed")
+	}
+	dir := b.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+		"-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert).CombinedOutput(); err != nil {
+		b.Fatalf("openssl: %v\n%s", err, out)
+	}
+	const rounds = 50000
+	measure := func(on bool) float64 {
+		cmd := exec.Command(python, "-c", pyMemoryBIO, cert, key, strconv.Itoa(rounds))
+		in, _ := cmd.StdinPipe()
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if on {
+			cfg := DefaultConfig()
+			cfg.PIDs = []uint32{uint32(cmd.Process.Pid)}
+			p, _ := startProbe(b, cfg)
+			defer p.Close()
+		}
+		_, _ = in.Write([]byte("go\n"))
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		ns, err := strconv.ParseFloat(strings.TrimSpace(out.String()), 64)
+		if err != nil {
+			b.Fatalf("python printed %q", out.String())
+		}
+		return ns
+	}
+	for b.Loop() {
+		off1, on1, off2, on2 := measure(false), measure(true), measure(false), measure(true)
+		b.ReportMetric((off1+off2)/2, "off-cpu-ns/round-trip")
+		b.ReportMetric((on1+on2)/2, "on-cpu-ns/round-trip")
+		b.ReportMetric((on1+on2-off1-off2)/4, "added-cpu-ns/ssl-call")
+	}
+}
