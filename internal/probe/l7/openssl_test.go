@@ -898,3 +898,54 @@ func TestOpenSSLBufferedReads(t *testing.T) {
 		t.Errorf("%d calls on unknown connections", tc.UnknownConn)
 	}
 }
+
+// A process in another mount namespace (as in a container) maps a libssl
+// at a path the agent's namespace does not have: the file is reached
+// through /proc/PID/root, attached, and the process's plaintext is seen.
+func TestOpenSSLOtherMountNamespace(t *testing.T) {
+	python := need(t, "/usr/bin/python3", "python3")
+	unshare := need(t, "unshare")
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	sysLib := libsslOf(t, python)
+	// The library is copied into a tmpfs mounted over lib inside the
+	// namespace only: from here, lib stays empty.
+	lib := filepath.Join(dir, "lib")
+	if err := os.Mkdir(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`mount -t tmpfs none %[1]s && cp %[2]s %[1]s/ && LD_LIBRARY_PATH=%[1]s exec %[3]s -c "$0" "$@"`, lib, sysLib, python)
+	port := freePort(t)
+	cmd := exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c", script, pyServer, fmt.Sprint(port), cert, key)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("python server: %q, %v", line, err)
+	}
+	inNS := filepath.Join(lib, filepath.Base(sysLib))
+	if got := libsslOfPID(t, cmd.Process.Pid); got != inNS {
+		t.Fatalf("server maps %q, want %s", got, inNS)
+	}
+	if _, err := os.Stat(inNS); !os.IsNotExist(err) {
+		t.Fatalf("%s visible outside the namespace: %v", inNS, err)
+	}
+	cli := startPyClient(t, python, port, pyPaths...)
+	cfg := DefaultConfig()
+	cfg.PIDs = []uint32{uint32(cmd.Process.Pid), uint32(cli.cmd.Process.Pid)}
+	p, s := startProbe(t, cfg)
+	viaRoot := fmt.Sprintf("/proc/%d/root%s", cmd.Process.Pid, inNS)
+	if !attachedTo(p, viaRoot) {
+		t.Fatalf("%s not attached: %+v", viaRoot, p.Obj.Status())
+	}
+	if out := cli.release(t); out != "200\n404\n500\n200\n" {
+		t.Fatalf("client printed %q", out)
+	}
+	checkBothSides(t, s, uint32(cmd.Process.Pid), uint32(cli.cmd.Process.Pid))
+}
