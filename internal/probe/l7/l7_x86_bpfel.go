@@ -125,6 +125,7 @@ const (
 	l7MapSslCalls              = "ssl_calls"
 	l7MapSslFds                = "ssl_fds"
 	l7MapTlsCounters           = "tls_counters"
+	l7ProgSslFreeEnter         = "ssl_free_enter"
 	l7ProgSslReadEnter         = "ssl_read_enter"
 	l7ProgSslReadExEnter       = "ssl_read_ex_enter"
 	l7ProgSslRet               = "ssl_ret"
@@ -201,6 +202,7 @@ type l7Specs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7ProgramSpecs struct {
+	SslFreeEnter    *ebpf.ProgramSpec `ebpf:"ssl_free_enter"`
 	SslReadEnter    *ebpf.ProgramSpec `ebpf:"ssl_read_enter"`
 	SslReadExEnter  *ebpf.ProgramSpec `ebpf:"ssl_read_ex_enter"`
 	SslRet          *ebpf.ProgramSpec `ebpf:"ssl_ret"`
@@ -323,6 +325,7 @@ type l7Variables struct {
 //
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Programs struct {
+	SslFreeEnter    *ebpf.Program `ebpf:"ssl_free_enter"`
 	SslReadEnter    *ebpf.Program `ebpf:"ssl_read_enter"`
 	SslReadExEnter  *ebpf.Program `ebpf:"ssl_read_ex_enter"`
 	SslRet          *ebpf.Program `ebpf:"ssl_ret"`
@@ -353,6 +356,7 @@ type l7Programs struct {
 
 func (p *l7Programs) Close() error {
 	return _L7Close(
+		p.SslFreeEnter,
 		p.SslReadEnter,
 		p.SslReadExEnter,
 		p.SslRet,

@@ -52,9 +52,12 @@ var opensslFuncs = []struct{ symbol, enter string }{
 
 const opensslReturn = "ssl_ret"
 
+// opensslFree runs at the entry of SSL_free, which drops the SSL's last fd.
+const opensslFree = "ssl_free_enter"
+
 // opensslPrograms are the programs the object keeps for the uprobe sets.
 func opensslPrograms() []string {
-	out := []string{opensslReturn}
+	out := []string{opensslReturn, opensslFree}
 	for _, f := range opensslFuncs {
 		out = append(out, f.enter)
 	}
@@ -72,6 +75,7 @@ type opensslHooks struct {
 	proc  string
 	enter []*kernel.UprobeSet // by opensslFuncs
 	ret   []*kernel.UprobeSet
+	free  *kernel.UprobeSet
 	log   func(msg string, args ...any)
 
 	mu        sync.Mutex
@@ -99,6 +103,12 @@ func (p *Probe) startOpenSSL(procRoot string) error {
 		}
 		h.ret, h.enter = append(h.ret, ret), append(h.enter, enter)
 	}
+	free, err := p.NewUprobeSet(kernel.UprobeSetOptions{Name: "SSL_free", Program: opensslFree,
+		Symbol: "SSL_free", MaxBinaries: p.cfg.TLS.MaxBinaries})
+	if err != nil {
+		return err
+	}
+	h.free = free
 	p.openssl = h
 	p.disc.OnProcess(h.process)
 	p.Register(&tlsCollector{p: p})
@@ -170,10 +180,18 @@ func (h *opensslHooks) inspect(pid int, m mapping) {
 		h.skip("not_elf", path, err)
 		return
 	}
-	if len(have) == 0 {
+	if !have["SSL_read"] && !have["SSL_write"] {
 		return // an executable without TLS (most are): nothing to say
 	}
 	attached := false
+	// SSL_free first: an SSL pointer must not outlive its object in the
+	// kernel's SSL -> fd map once calls are followed.
+	if have["SSL_free"] {
+		if _, err := h.free.Add(path); err != nil {
+			h.skip("attach", path, err)
+			return
+		}
+	}
 	for i, f := range opensslFuncs {
 		if !have[f.symbol] {
 			continue
@@ -217,8 +235,8 @@ func (h *opensslHooks) resolve(pid int, m mapping) (string, error) {
 	return p, nil
 }
 
-// tlsSymbols lists which of the probed functions the ELF file at path
-// defines (dynamic symbols first, then .symtab). Go binaries are left to
+// tlsSymbols lists which of the probed functions (and SSL_free) the ELF
+// file at path defines (dynamic symbols first, then .symtab). Go binaries are left to
 // the Go TLS probe: they get no uretprobe.
 func tlsSymbols(path string) (map[string]bool, error) {
 	f, err := elf.Open(path)
@@ -229,7 +247,7 @@ func tlsSymbols(path string) (map[string]bool, error) {
 	if f.Section(".go.buildinfo") != nil || f.Section(".gopclntab") != nil {
 		return nil, nil
 	}
-	want := map[string]bool{}
+	want := map[string]bool{"SSL_free": true}
 	for _, fn := range opensslFuncs {
 		want[fn.symbol] = true
 	}
@@ -244,7 +262,7 @@ func tlsSymbols(path string) (map[string]bool, error) {
 				have[s.Name] = true
 			}
 		}
-		if len(have) > 0 {
+		if have["SSL_read"] || have["SSL_write"] {
 			break
 		}
 	}

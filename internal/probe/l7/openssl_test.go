@@ -492,6 +492,35 @@ func TestOpenSSLPython(t *testing.T) {
 		t.Fatalf("client printed %q", out)
 	}
 	checkBothSides(t, s, uint32(srv.Process.Pid), uint32(cli.cmd.Process.Pid))
+	// Every connection is closed and its SSL object freed: SSL_free took
+	// each SSL's entry out of the SSL -> fd map.
+	for _, pid := range []int{srv.Process.Pid, cli.cmd.Process.Pid} {
+		if n := sslFDEntries(t, p, pid); n != 0 {
+			t.Errorf("pid %d: %d SSL -> fd entries left after SSL_free", pid, n)
+		}
+	}
+}
+
+// sslFDEntries counts the kernel's SSL -> fd entries of a process.
+func sslFDEntries(t *testing.T, p *Probe, pid int) int {
+	t.Helper()
+	var k struct {
+		SSL  uint64
+		TGID uint32
+		Pad  uint32
+	}
+	var fd uint32
+	n := 0
+	it := p.Obj.Maps["ssl_fds"].Iterate()
+	for it.Next(&k, &fd) {
+		if k.TGID == uint32(pid) {
+			n++
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // checkBothSides waits for the four exchanges on each side and checks them.
@@ -654,8 +683,8 @@ func TestTLSSymbols(t *testing.T) {
 	python := need(t, "/usr/bin/python3", "python3")
 	lib := libsslOf(t, python)
 	have, err := tlsSymbols(lib)
-	if err != nil || len(have) != 4 {
-		t.Errorf("%s: %v, %v; want the 4 functions", lib, have, err)
+	if err != nil || len(have) != 5 {
+		t.Errorf("%s: %v, %v; want the 4 functions and SSL_free", lib, have, err)
 	}
 	if have, err := tlsSymbols("/bin/true"); err != nil || len(have) != 0 {
 		t.Errorf("/bin/true: %v, %v", have, err)

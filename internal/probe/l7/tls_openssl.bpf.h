@@ -54,7 +54,8 @@ struct {
 	__type(value, struct ssl_call);
 } ssl_calls SEC(".maps");
 
-/* LRU: SSL objects are freed without a probe seeing it. */
+/* LRU: SSL_free removes entries (ssl_free_enter), but a process that
+ * exits frees nothing. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -148,6 +149,17 @@ SEC("uprobe")
 int ssl_write_ex_enter(struct pt_regs *ctx)
 {
 	return ssl_enter(ctx, DIR_WRITE, 1);
+}
+
+/* void SSL_free(SSL *): the object's address may be reused by a new SSL
+ * on another fd; forget its last fd. */
+SEC("uprobe")
+int ssl_free_enter(struct pt_regs *ctx)
+{
+	struct ssl_key k = {.ssl = PT_REGS_PARM1(ctx), .tgid = current_pid()};
+
+	bpf_map_delete_elem(&ssl_fds, &k);
+	return 0;
 }
 
 /* The return of all four. */
