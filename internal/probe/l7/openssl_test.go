@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilproject/vigil/internal/config"
 	"github.com/vigilproject/vigil/internal/l7/http"
@@ -335,12 +336,41 @@ http {
 	if !bytes.Contains(req, []byte("\r\nX-Test: tls\r\n")) {
 		t.Errorf("request headers not in the plaintext: %q", Printable(req, 200))
 	}
-	tc, err := p.ReadTLSCounters()
+	// The self-metrics: one plaintext record counted per record read,
+	// nginx's libssl among the probed binaries.
+	// (Counted at emit: the stream catches up with the gathered value.)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(&tlsCollector{p: p})
+	reg.MustRegister(p.disc.collectors()...)
+	m, err := testutil.Gather(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tc.Records == 0 || tc.StateFull != 0 {
-		t.Errorf("TLS counters %+v", tc)
+	openssl := map[string]string{"library": "openssl"}
+	counted := m.Value("vigil_l7_tls_records_total", openssl)
+	records := 0
+	testutil.WaitFor(2*time.Second, func() bool {
+		records = 0
+		for _, e := range s.all() {
+			if e.TLS == "openssl" {
+				records++
+			}
+		}
+		return float64(records) >= counted
+	})
+	if counted != float64(records) || records == 0 {
+		t.Errorf("vigil_l7_tls_records_total %v, %d records received", counted, records)
+	}
+	for name, want := range map[string]float64{"vigil_l7_tls_calls_unknown_connection_total": 0, "vigil_l7_tls_calls_missed_total": 0} {
+		if got := m.Value(name, openssl); got != want {
+			t.Errorf("%s %v, want %v", name, got, want)
+		}
+	}
+	if got := m.Value("vigil_l7_tls_binaries", openssl); got < 1 {
+		t.Errorf("vigil_l7_tls_binaries %v", got)
+	}
+	if got := m.Value("vigil_l7_discovery_processes_total", nil); got != 1 {
+		t.Errorf("vigil_l7_discovery_processes_total %v, want 1 (nginx, the filter's one process)", got)
 	}
 }
 
