@@ -206,7 +206,12 @@ func (p *Probe) Start(env *probe.Env) error {
 // Run implements probe.Probe: decode every record and publish it while
 // something consumes conn_data.
 func (p *Probe) Run(ctx context.Context) error {
-	go p.disc.run(ctx)
+	// The discovery attaches to files found while running: it ends
+	// before Run returns, so Close never races it.
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.disc.run(ctx) }()
+	defer func() { cancel(); <-done }()
 	return p.ReadRing(ctx, p.handle)
 }
 

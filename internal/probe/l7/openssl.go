@@ -172,6 +172,11 @@ func candidate(path, exe string) bool {
 func (h *opensslHooks) inspect(pid int, m mapping) {
 	path, err := h.resolve(pid, m)
 	if err != nil {
+		// Often the process left meanwhile: another one mapping the
+		// same file tries again.
+		h.mu.Lock()
+		delete(h.inspected, m.key)
+		h.mu.Unlock()
 		h.skip("unreadable", m.path, err)
 		return
 	}
