@@ -1008,3 +1008,49 @@ func TestOpenSSLOtherMountNamespace(t *testing.T) {
 	}
 	checkBothSides(t, s, uint32(cmd.Process.Pid), uint32(cli.cmd.Process.Pid))
 }
+
+// A client with OpenSSL linked statically (SSL_read and SSL_write are its
+// own .symtab functions, no libssl mapped) is found through its executable
+// and its plaintext is seen, as is the CPython server's on libssl.
+func TestOpenSSLStaticBinary(t *testing.T) {
+	python := need(t, "/usr/bin/python3", "python3")
+	clang := need(t, "clang")
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/libssl.a"); err != nil {
+		t.Skip("skipped: libssl.a not installed (apt-get install libssl-dev)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tlsclient")
+	if out, err := exec.Command(clang, "-O1", "-o", bin, filepath.Join("testdata", "tlsclient.c"),
+		"-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic", "-lpthread", "-ldl").CombinedOutput(); err != nil {
+		t.Fatalf("building the static client: %v\n%s", err, out)
+	}
+	cert, key := selfSigned(t, dir)
+	srv, port := startPyServer(t, python, cert, key)
+	cli := exec.Command(bin, append([]string{fmt.Sprint(port)}, pyPaths...)...)
+	var out bytes.Buffer
+	cli.Stdout, cli.Stderr = &out, os.Stderr
+	in, err := cli.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Process.Kill() })
+	if maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", cli.Process.Pid)); bytes.Contains(maps, []byte("libssl")) {
+		t.Fatal("the static client maps a libssl")
+	}
+	cfg := DefaultConfig()
+	cfg.PIDs = []uint32{uint32(srv.Process.Pid), uint32(cli.Process.Pid)}
+	p, s := startProbe(t, cfg)
+	if !attachedTo(p, bin) {
+		t.Fatalf("static client %s not attached: %+v", bin, p.Obj.Status())
+	}
+	if _, err := io.WriteString(in, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Wait(); err != nil || out.String() != "200\n404\n500\n200\n" {
+		t.Fatalf("static client: %v, printed %q", err, out.String())
+	}
+	checkBothSides(t, s, uint32(srv.Process.Pid), uint32(cli.Process.Pid))
+}
