@@ -633,3 +633,61 @@ for _ in range(25):
 		t.Errorf("non-cgroup directory: %v", err)
 	}
 }
+
+// A UprobeSet with Return runs its program as the function returns (once
+// per call in a C binary) and refuses a Go binary, stripped or not, with an
+// error that names it and says why.
+func TestUprobeSetReturn(t *testing.T) {
+	bin := buildTarget(t)
+	dir := t.TempDir()
+	gobins := []string{filepath.Join(dir, "gotarget"), filepath.Join(dir, "gotarget-stripped")}
+	for i, flags := range []string{"", "-s -w"} {
+		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(gobin); err != nil {
+			gobin = "go"
+		}
+		cmd := exec.Command(gobin, "build", "-ldflags="+flags, "-o", gobins[i], "./testprog/gotarget")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, b)
+		}
+	}
+	for _, p := range append([]string{bin}, gobins...) {
+		isGo, err := kernel.IsGoBinary(p)
+		if err != nil || isGo != (p != bin) {
+			t.Errorf("IsGoBinary(%s) = %v, %v", p, isGo, err)
+		}
+	}
+	obj := loadTestprogLater(t, []string{"count_call"})
+	set, err := obj.NewUprobeSet(kernel.UprobeSetOptions{Name: "ret", Program: "count_call", Symbol: "vigil_target", Return: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := set.Add(bin); !ok || err != nil {
+		t.Fatalf("Add(%s) = %v, %v", bin, ok, err)
+	}
+	if st := obj.Status(); len(st) != 1 || !strings.HasSuffix(st[0].Detail, ", on return") {
+		t.Errorf("status %+v", st)
+	}
+	pid := runTarget(t, bin, "calls", "13")
+	if n := count(t, obj.Maps["uprobe_hits"], pid); n != 13 {
+		t.Errorf("uretprobe: %d hits, want 13", n)
+	}
+	goSet, err := obj.NewUprobeSet(kernel.UprobeSetOptions{Name: "goret", Program: "count_call", Symbol: "main.vigilTarget", Return: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range gobins {
+		ok, err := goSet.Add(p)
+		want := fmt.Sprintf("uretprobe %s:main.vigilTarget refused: it is a Go binary", p)
+		if ok || err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Add(%s) = %v, %v; want %q", p, ok, err, want)
+		}
+	}
+	if goSet.Len() != 0 {
+		t.Errorf("Go binaries attached: %d", goSet.Len())
+	}
+	pid = runTarget(t, gobins[0], "5")
+	if n := count(t, obj.Maps["uprobe_hits"], pid); n != 0 {
+		t.Errorf("refused Go binary counted %d calls", n)
+	}
+}

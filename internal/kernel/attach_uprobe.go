@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +17,12 @@ import (
 // probe to one process; 0 covers every process, current and future, that
 // maps the binary's inode.
 //
-// vigil attaches uprobes only, never uretprobes: a uretprobe rewrites the
-// return address on the stack, which Go's stack growth and traceback do not
+// Never a uretprobe on a Go binary: a uretprobe rewrites the return
+// address on the stack, which Go's stack growth and traceback do not
 // expect, and crashes Go programs. Function returns in Go binaries are
-// probed with uprobes on the RET instructions' offsets instead.
+// probed with uprobes on the RET instructions' offsets instead; uretprobe
+// refuses a binary that carries Go's build info or runtime (IsGoBinary).
+// C libraries (libssl) may take uretprobes.
 //
 // Go binaries keep their function symbols unless built with -ldflags=-s
 // (or stripped afterwards); a stripped binary has no .symtab, so symbol
@@ -42,6 +45,12 @@ func attachUprobe(p *ebpf.Program, _ *ebpf.ProgramSpec, h Hook) ([]io.Closer, st
 // uprobe places p on binary at symbol+offset, or at the file offset when
 // symbol is empty, with an error that names the binary and symbol.
 func uprobe(p *ebpf.Program, binary, symbol string, offset uint64, pid int) (link.Link, error) {
+	return uprobeAt(p, binary, symbol, offset, pid, false)
+}
+
+// uprobeAt is uprobe, or with ret a uretprobe (run when the function
+// returns), which it refuses for Go binaries.
+func uprobeAt(p *ebpf.Program, binary, symbol string, offset uint64, pid int, ret bool) (link.Link, error) {
 	if binary == "" {
 		return nil, errors.New("uprobe: no binary given")
 	}
@@ -55,11 +64,24 @@ func uprobe(p *ebpf.Program, binary, symbol string, offset uint64, pid int) (lin
 		}
 		return nil, fmt.Errorf("uprobe: opening %s: %w", binary, err)
 	}
+	if ret {
+		goBin, err := IsGoBinary(binary)
+		if err != nil {
+			return nil, fmt.Errorf("uretprobe %s: %w", binary, err)
+		}
+		if goBin {
+			return nil, fmt.Errorf("uretprobe %s:%s refused: it is a Go binary, and a uretprobe corrupts Go stacks (probe its RET instructions with uprobes instead)", binary, symbol)
+		}
+	}
 	opts := &link.UprobeOptions{PID: pid, Offset: offset}
 	if symbol == "" {
 		opts = &link.UprobeOptions{PID: pid, Address: offset}
 	}
-	l, err := ex.Uprobe(symbol, p, opts)
+	attach := ex.Uprobe
+	if ret {
+		attach = ex.Uretprobe
+	}
+	l, err := attach(symbol, p, opts)
 	switch {
 	case err == nil:
 		return l, nil
@@ -70,4 +92,28 @@ func uprobe(p *ebpf.Program, binary, symbol string, offset uint64, pid int) (lin
 	default:
 		return nil, fmt.Errorf("uprobe %s:%s: %w", binary, symbol, err)
 	}
+}
+
+// IsGoBinary reports whether the ELF file at path was built by the Go
+// toolchain: it has a .go.buildinfo or .gopclntab section (both survive
+// -ldflags=-s), or a runtime.text symbol.
+func IsGoBinary(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("reading ELF %s: %w", path, err)
+	}
+	defer f.Close()
+	if f.Section(".go.buildinfo") != nil || f.Section(".gopclntab") != nil {
+		return true, nil
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return false, nil // no .symtab: not Go by any mark left
+	}
+	for _, s := range syms {
+		if s.Name == "runtime.text" {
+			return true, nil
+		}
+	}
+	return false, nil
 }

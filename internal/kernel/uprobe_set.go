@@ -30,6 +30,9 @@ type UprobeSetOptions struct {
 	Offset uint64
 	// PID limits every attachment to one process; 0 is every process.
 	PID int
+	// Return attaches uretprobes (the program runs as the function
+	// returns); binaries built by Go are refused (see attach_uprobe.go).
+	Return bool
 	// MaxBinaries bounds the set; binaries beyond it are refused and
 	// counted as dropped.
 	MaxBinaries int
@@ -147,7 +150,7 @@ func (s *UprobeSet) add(path string, at []UprobeAt) (bool, error) {
 	var err error
 	if at == nil {
 		var l link.Link
-		if l, err = uprobe(s.prog, path, s.opts.Symbol, s.opts.Offset, s.opts.PID); err == nil {
+		if l, err = uprobeAt(s.prog, path, s.opts.Symbol, s.opts.Offset, s.opts.PID, s.opts.Return); err == nil {
 			links = []link.Link{l}
 		}
 	} else {
@@ -203,6 +206,9 @@ func (s *UprobeSet) Status() []ProgramStatus {
 		detail := fmt.Sprintf("binary %s (dev %d, inode %d)", b.path, id.dev, id.ino)
 		if s.opts.PID != 0 {
 			detail += fmt.Sprintf(", pid %d", s.opts.PID)
+		}
+		if s.opts.Return {
+			detail += ", on return"
 		}
 		target := s.opts.Symbol
 		switch {

@@ -106,7 +106,7 @@ func TestProgramsUseTracepointsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defs := Programs()
-	if len(defs) != 5+2*len(dataSyscalls) || len(spec.Programs) != len(defs)+len(goTLSPrograms) {
+	if len(defs) != 5+2*len(dataSyscalls) || len(spec.Programs) != len(defs)+len(goTLSPrograms)+len(opensslPrograms()) {
 		t.Fatalf("%d program defs, %d programs in the object", len(defs), len(spec.Programs))
 	}
 	for _, d := range defs {

@@ -13,9 +13,7 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,42 +109,6 @@ func newGoTLS(p *Probe, procRoot string, self int) (*goTLS, error) {
 	}
 	p.Register(g)
 	return g, nil
-}
-
-// scan inspects the executable of every process under procRoot.
-func (g *goTLS) scan() {
-	ents, err := os.ReadDir(g.procRoot)
-	if err != nil {
-		g.log.Warn("l7: Go TLS: listing processes", "err", err)
-		return
-	}
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			g.inspect(pid)
-		}
-	}
-}
-
-// start rescans every interval until the returned stop is called (which
-// waits for the scan in progress), so programs started later are covered.
-// (A process that does TLS within the interval after its exec is missed
-// until the next scan.)
-func (g *goTLS) start(interval time.Duration) (stop func()) {
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				g.scan()
-			}
-		}
-	}()
-	return func() { close(done); <-stopped }
 }
 
 // inspect attaches the probes to pid's executable if it is a Go program

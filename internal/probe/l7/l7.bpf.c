@@ -290,6 +290,8 @@ int tp_enter_close(struct syscall_enter_ctx *ctx)
 
 /* --- Data syscalls. --- */
 
+static __always_inline void tls_syscall_fd(__u32 fd, struct conn_info *ci); /* tls_openssl.bpf.h */
+
 static __always_inline int data_enter(struct syscall_enter_ctx *ctx, __u8 sc, __u8 dir, __u8 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -300,6 +302,7 @@ static __always_inline int data_enter(struct syscall_enter_ctx *ctx, __u8 sc, __
 	ci = bpf_map_lookup_elem(&conns, &key);
 	if (!ci)
 		return 0;
+	tls_syscall_fd(key.fd, ci);
 	cp = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cp) {
 		count(C_CALLS_FULL);
@@ -474,3 +477,4 @@ DATA_PROGS(writev, SC_WRITEV, DIR_WRITE, BUF_IOV)
 DATA_PROGS(sendmsg, SC_SENDMSG, DIR_WRITE, BUF_MSG)
 
 #include "tls_go.bpf.h"
+#include "tls_openssl.bpf.h"

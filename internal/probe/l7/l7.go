@@ -39,11 +39,14 @@ type Config struct {
 	ExcludeSelf    bool   `yaml:"exclude_self"`
 	// PIDs restricts capture to these processes (empty: all).
 	PIDs []uint32 `yaml:"pids"`
+	// TLS is plaintext from TLS libraries (openssl.go).
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // DefaultConfig is the embedded default.
 func DefaultConfig() *Config {
-	return &Config{Enabled: false, RingbufSize: 4 << 20, MaxCaptureBytes: 256, MaxConnections: 16384, ExcludeSelf: true}
+	return &Config{Enabled: false, RingbufSize: 4 << 20, MaxCaptureBytes: 256, MaxConnections: 16384, ExcludeSelf: true,
+		TLS: TLSConfig{OpenSSL: true, Go: true, RescanInterval: 2 * time.Second, MaxBinaries: 64}}
 }
 
 // IsEnabled implements probe.Config.
@@ -70,7 +73,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("pids: 0 is not a process id")
 		}
 	}
-	return nil
+	return c.TLS.validate()
 }
 
 //go:embed defaults.yaml
@@ -117,7 +120,9 @@ type Probe struct {
 	cfg    *Config
 	maps   readMaps
 	seeded uint64 // connections seeded from /proc at start
-	goTLS  *goTLS
+	goTLS   *goTLS        // nil: tls.go off
+	disc    *discoverer   // processes found at run time (discover.go)
+	openssl *opensslHooks // nil: tls.openssl off
 }
 
 // readMaps are the maps user space reads or fills.
@@ -125,6 +130,8 @@ type readMaps struct {
 	Conns    *ebpf.Map `ebpf:"conns"`
 	Counters *ebpf.Map `ebpf:"counters"`
 	PIDs     *ebpf.Map `ebpf:"pids"`
+
+	TLSCounters *ebpf.Map `ebpf:"tls_counters"`
 }
 
 // New returns an unstarted probe.
@@ -151,9 +158,14 @@ func (p *Probe) Start(env *probe.Env) error {
 			"events": p.cfg.RingbufSize,
 			"conns":  p.cfg.MaxConnections,
 		},
-		Later: goTLSPrograms,
 	}
 	maps.Copy(opts.Constants, goTLSConstants())
+	if p.cfg.TLS.Go {
+		opts.Later = append(opts.Later, goTLSPrograms...)
+	}
+	if p.cfg.TLS.OpenSSL {
+		opts.Later = append(opts.Later, opensslPrograms()...)
+	}
 	if err := p.Load(env, spec, opts); err != nil {
 		return err
 	}
@@ -180,19 +192,39 @@ func (p *Probe) Start(env *probe.Env) error {
 	}
 	p.seeded = uint64(n)
 	p.Register(&collector{p: p})
-	if p.goTLS, err = newGoTLS(p, "/proc", int(self)); err != nil {
-		_ = p.Close()
-		p.Obj = nil
-		return fmt.Errorf("%s: Go TLS probes: %w", Name, err)
+	p.disc = newDiscoverer("/proc", p.cfg.TLS.RescanInterval, int(self))
+	if len(p.cfg.PIDs) > 0 {
+		p.disc.want = p.wantedPID
 	}
-	p.goTLS.scan()
+	if p.cfg.TLS.OpenSSL {
+		if err := p.startOpenSSL("/proc"); err != nil {
+			_ = p.Close()
+			p.Obj = nil
+			return fmt.Errorf("%w (probes.l7.tls.openssl: false runs the probe without TLS plaintext)", err)
+		}
+	}
+	if p.cfg.TLS.Go {
+		if p.goTLS, err = newGoTLS(p, "/proc", int(self)); err != nil {
+			_ = p.Close()
+			p.Obj = nil
+			return fmt.Errorf("%s: Go TLS probes: %w (probes.l7.tls.go: false runs the probe without them)", Name, err)
+		}
+		p.disc.OnProcess(p.goTLS.inspect)
+	}
+	p.disc.start()
+	p.Register(p.disc.collectors()...)
 	return nil
 }
 
 // Run implements probe.Probe: decode every record and publish it while
 // something consumes conn_data.
 func (p *Probe) Run(ctx context.Context) error {
-	defer p.goTLS.start(time.Second)()
+	// The discovery attaches to files found while running: it ends
+	// before Run returns, so Close never races it.
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.disc.run(ctx) }()
+	defer func() { cancel(); <-done }()
 	return p.ReadRing(ctx, p.handle)
 }
 

@@ -90,6 +90,27 @@ type l7Scratch struct {
 	Data [12288]uint8
 }
 
+type l7SslCall struct {
+	_       structs.HostLayout
+	Ssl     uint64
+	Buf     uint64
+	SizePtr uint64
+	Fd      uint32
+	Depth   uint32
+	Active  uint8
+	Dir     uint8
+	Ex      uint8
+	HaveFd  uint8
+	Pad     [4]uint8
+}
+
+type l7SslKey struct {
+	_    structs.HostLayout
+	Ssl  uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type l7VigilProc struct {
 	_          structs.HostLayout
 	Pid        uint32
@@ -118,6 +139,15 @@ const (
 	l7MapGoTlsCounters         = "go_tls_counters"
 	l7MapPids                  = "pids"
 	l7MapScratch               = "scratch"
+	l7MapSslCalls              = "ssl_calls"
+	l7MapSslFds                = "ssl_fds"
+	l7MapTlsCounters           = "tls_counters"
+	l7ProgSslFreeEnter         = "ssl_free_enter"
+	l7ProgSslReadEnter         = "ssl_read_enter"
+	l7ProgSslReadExEnter       = "ssl_read_ex_enter"
+	l7ProgSslRet               = "ssl_ret"
+	l7ProgSslWriteEnter        = "ssl_write_enter"
+	l7ProgSslWriteExEnter      = "ssl_write_ex_enter"
 	l7ProgTpEnterClose         = "tp_enter_close"
 	l7ProgTpEnterConnect       = "tp_enter_connect"
 	l7ProgTpEnterRead          = "tp_enter_read"
@@ -194,6 +224,12 @@ type l7Specs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7ProgramSpecs struct {
+	SslFreeEnter     *ebpf.ProgramSpec `ebpf:"ssl_free_enter"`
+	SslReadEnter     *ebpf.ProgramSpec `ebpf:"ssl_read_enter"`
+	SslReadExEnter   *ebpf.ProgramSpec `ebpf:"ssl_read_ex_enter"`
+	SslRet           *ebpf.ProgramSpec `ebpf:"ssl_ret"`
+	SslWriteEnter    *ebpf.ProgramSpec `ebpf:"ssl_write_enter"`
+	SslWriteExEnter  *ebpf.ProgramSpec `ebpf:"ssl_write_ex_enter"`
 	TpEnterClose     *ebpf.ProgramSpec `ebpf:"tp_enter_close"`
 	TpEnterConnect   *ebpf.ProgramSpec `ebpf:"tp_enter_connect"`
 	TpEnterRead      *ebpf.ProgramSpec `ebpf:"tp_enter_read"`
@@ -233,6 +269,9 @@ type l7MapSpecs struct {
 	GoTlsCounters *ebpf.MapSpec `ebpf:"go_tls_counters"`
 	Pids          *ebpf.MapSpec `ebpf:"pids"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	SslCalls      *ebpf.MapSpec `ebpf:"ssl_calls"`
+	SslFds        *ebpf.MapSpec `ebpf:"ssl_fds"`
+	TlsCounters   *ebpf.MapSpec `ebpf:"tls_counters"`
 }
 
 // l7VariableSpecs contains global variables before they are loaded into the kernel.
@@ -280,6 +319,9 @@ type l7Maps struct {
 	GoTlsCounters *ebpf.Map `ebpf:"go_tls_counters"`
 	Pids          *ebpf.Map `ebpf:"pids"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
+	SslCalls      *ebpf.Map `ebpf:"ssl_calls"`
+	SslFds        *ebpf.Map `ebpf:"ssl_fds"`
+	TlsCounters   *ebpf.Map `ebpf:"tls_counters"`
 }
 
 func (m *l7Maps) Close() error {
@@ -294,6 +336,9 @@ func (m *l7Maps) Close() error {
 		m.GoTlsCounters,
 		m.Pids,
 		m.Scratch,
+		m.SslCalls,
+		m.SslFds,
+		m.TlsCounters,
 	)
 }
 
@@ -316,6 +361,12 @@ type l7Variables struct {
 //
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Programs struct {
+	SslFreeEnter     *ebpf.Program `ebpf:"ssl_free_enter"`
+	SslReadEnter     *ebpf.Program `ebpf:"ssl_read_enter"`
+	SslReadExEnter   *ebpf.Program `ebpf:"ssl_read_ex_enter"`
+	SslRet           *ebpf.Program `ebpf:"ssl_ret"`
+	SslWriteEnter    *ebpf.Program `ebpf:"ssl_write_enter"`
+	SslWriteExEnter  *ebpf.Program `ebpf:"ssl_write_ex_enter"`
 	TpEnterClose     *ebpf.Program `ebpf:"tp_enter_close"`
 	TpEnterConnect   *ebpf.Program `ebpf:"tp_enter_connect"`
 	TpEnterRead      *ebpf.Program `ebpf:"tp_enter_read"`
@@ -343,6 +394,12 @@ type l7Programs struct {
 
 func (p *l7Programs) Close() error {
 	return _L7Close(
+		p.SslFreeEnter,
+		p.SslReadEnter,
+		p.SslReadExEnter,
+		p.SslRet,
+		p.SslWriteEnter,
+		p.SslWriteExEnter,
 		p.TpEnterClose,
 		p.TpEnterConnect,
 		p.TpEnterRead,
