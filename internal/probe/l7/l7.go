@@ -87,7 +87,7 @@ func init() {
 }
 
 // dataSyscalls are the syscalls whose data is captured.
-var dataSyscalls = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
+var dataSyscalls = []string{"read", "readv", "recvfrom", "recvmsg", "recvmmsg", "write", "writev", "sendto", "sendmsg", "sendmmsg"}
 
 // Programs lists the logical programs: all required (a missing one would
 // leave a silent gap in a stream).
