@@ -121,23 +121,25 @@ start_vigil() {
 }
 stop_vigil() { kill "$vpid"; wait "$vpid" 2>/dev/null || true; vpid=; }
 
-# snapshot: "agent_ticks bpf_seconds l7_records l7_drops http_events" now.
+# snapshot: "agent_ticks bpf_seconds l7_records l7_drops http_events
+# l7_bpf_seconds" now.
 snapshot() {
 	local ticks
 	ticks=$(awk '{ print $14 + $15 }' "/proc/$vpid/stat")
 	metrics | awk -v t="$ticks" '
 		/^vigil_bpf_program_run_seconds_total/ { bpf += $NF }
+		/^vigil_bpf_program_run_seconds_total\{.*probe="l7"/ { l7 += $NF }
 		/^vigil_probe_events_received_total\{probe="l7"\}/ { rec += $NF }
 		/^vigil_probe_events_dropped_total\{probe="l7"/ { drop += $NF }
 		/^http_(server|client)_request_duration_seconds_count/ { http += $NF }
-		END { printf "%s %.9f %d %d %d\n", t, bpf, rec, drop, http }'
+		END { printf "%s %.9f %d %d %d %.9f\n", t, bpf, rec, drop, http, l7 }'
 }
 
 # to_us VALUE: wrk's latency (e.g. 812.00us, 1.20ms, 1.01s) in microseconds.
 to_us() { echo "$1" | awk '{ v = $1 + 0; if ($1 ~ /us$/) print v; else if ($1 ~ /ms$/) print v * 1e3; else if ($1 ~ /s$/) print v * 1e6; else print v }'; }
 
 # one_round CASE: runs wrk and appends a line to rounds.txt:
-# case rps p50_us p99_us requests seconds [ticks bpf_s records drops http]
+# case rps p50_us p99_us requests seconds [ticks bpf_s records drops http l7_bpf_s]
 one_round() {
 	local c=$1 a b t0 t1 w rps p50 p99 reqs
 	[ "$c" = with ] && { start_vigil; sleep 2; a=$(snapshot); }
@@ -155,13 +157,13 @@ one_round() {
 	fi
 	if [ "$c" = with ]; then
 		echo "$c $rps $p50 $p99 $reqs $(echo "$t1 - $t0" | bc -l) $a $b" | awk '{
-			print $1, $2, $3, $4, $5, $6, $12 - $7, $13 - $8, $14 - $9, $15 - $10, $16 - $11 }' >>"$OUT/rounds.txt"
+			print $1, $2, $3, $4, $5, $6, $13 - $7, $14 - $8, $15 - $9, $16 - $10, $17 - $11, $18 - $12 }' >>"$OUT/rounds.txt"
 	else
 		echo "$c $rps $p50 $p99 $reqs $(echo "$t1 - $t0" | bc -l)" >>"$OUT/rounds.txt"
 	fi
 }
 
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 : >"$OUT/rounds.txt"
 : >"$OUT/wrk.txt"
 for r in $(seq "$ROUNDS"); do
@@ -175,13 +177,15 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 col() { awk -v c="$1" -v k="$2" '$1 == c { print $k }' "$OUT/rounds.txt" | median; }
 tck=$(getconf CLK_TCK)
 per_round() { # expression over the "with" columns, one value per round
-	awk -v tck="$tck" '$1 == "with" { rps = $2; reqs = $5; sec = $6; ticks = $7; bpf = $8; rec = $9; drop = $10; http = $11; print '"$1"' }' "$OUT/rounds.txt" | median
+	awk -v tck="$tck" '$1 == "with" { rps = $2; reqs = $5; sec = $6; ticks = $7; bpf = $8; rec = $9; drop = $10; http = $11; l7 = $12; print '"$1"' }' "$OUT/rounds.txt" | median
 }
 a_rps=$(col alone 2) w_rps=$(col with 2)
 a_p50=$(col alone 3) w_p50=$(col with 3)
 a_p99=$(col alone 4) w_p99=$(col with 4)
 bpf_share=$(per_round 'bpf / sec * 100')
 bpf_req=$(per_round 'bpf * 1e9 / reqs')
+l7_share=$(per_round 'l7 / sec * 100')
+l7_req=$(per_round 'l7 * 1e9 / reqs')
 cpu_share=$(per_round 'ticks / tck / sec * 100')
 cpu_req=$(per_round 'ticks / tck * 1e6 / reqs')
 rec_req=$(per_round 'rec / reqs')
@@ -198,5 +202,6 @@ awk -v a="$a_rps" -v w="$w_rps" 'BEGIN { printf "| requests/s | %.0f | %.0f | ra
 awk -v a="$a_p50" -v w="$w_p50" 'BEGIN { printf "| p50 latency | %.0f µs | %.0f µs | %+.1f %% |\n", a, w, (w / a - 1) * 100 }'
 awk -v a="$a_p99" -v w="$w_p99" 'BEGIN { printf "| p99 latency | %.0f µs | %.0f µs | %+.1f %% |\n", a, w, (w / a - 1) * 100 }'
 awk -v s="$bpf_share" -v r="$bpf_req" 'BEGIN { printf "| BPF run time (all vigil programs) | | %.1f %% of one core | %.2f µs per request |\n", s, r / 1e3 }'
+awk -v s="$l7_share" -v r="$l7_req" 'BEGIN { printf "| of which the l7 probe | | %.1f %% of one core | %.2f µs per request |\n", s, r / 1e3 }'
 awk -v s="$cpu_share" -v r="$cpu_req" 'BEGIN { printf "| agent CPU (utime+stime) | | %.1f %% of one core | %.2f µs per request |\n", s, r }'
 awk -v r="$rec_req" -v d="$drop_req" -v h="$http_req" 'BEGIN { printf "| l7 records read / dropped per request | | %.2f / %.3f | http events per request %.2f |\n", r, d, h }'
