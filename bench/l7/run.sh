@@ -152,9 +152,11 @@ one_round() {
 	p50=$(to_us "$(echo "$w" | awk '$1 == "50%" { print $2 }')")
 	p99=$(to_us "$(echo "$w" | awk '$1 == "99%" { print $2 }')")
 	reqs=$(echo "$w" | awk '/requests in/ { print $1 }')
-	if echo "$w" | grep -q 'Non-2xx\|Socket errors'; then
-		echo "run.sh: wrk reported errors:" >&2; echo "$w" >&2; exit 1
+	if echo "$w" | grep -q 'Non-2xx'; then
+		echo "run.sh: nginx answered errors:" >&2; echo "$w" >&2; exit 1
 	fi
+	# Timeouts and resets count against the case that had them; say so.
+	echo "$w" | grep 'Socket errors' | sed "s/^ */run.sh: $c round: /" >&2 || true
 	if [ "$c" = with ]; then
 		echo "$c $rps $p50 $p99 $reqs $(echo "$t1 - $t0" | bc -l) $a $b" | awk '{
 			print $1, $2, $3, $4, $5, $6, $13 - $7, $14 - $8, $15 - $9, $16 - $10, $17 - $11, $18 - $12 }' >>"$OUT/rounds.txt"
