@@ -15,6 +15,7 @@ const (
 	cStaleFD
 	cCallsFull
 	cTruncated
+	cMmsgSkipped
 	cMax
 )
 
@@ -27,7 +28,10 @@ type Counters struct {
 	StaleFD   uint64 // a tracked fd found pointing at another file, forgotten
 	CallsFull uint64 // data syscalls not captured: no task storage for the call
 	Truncated uint64 // records with fewer bytes captured than transferred
-	Live      uint64 // connections in the table now
+	// MmsgSkipped are messages of recvmmsg/sendmmsg calls past the first
+	// few (each captured message is a record), not captured.
+	MmsgSkipped uint64
+	Live        uint64 // connections in the table now
 	// Evicted is what the LRU table dropped to make room: learnt and
 	// seeded minus every other way out minus those still there.
 	Evicted uint64
@@ -48,6 +52,7 @@ func (p *Probe) ReadCounters() (Counters, error) {
 	}
 	c.Learnt, c.Closed, c.Replaced = vals[cConnInsert], vals[cConnClose], vals[cConnReplaced]
 	c.StaleFD, c.CallsFull, c.Truncated = vals[cStaleFD], vals[cCallsFull], vals[cTruncated]
+	c.MmsgSkipped = vals[cMmsgSkipped]
 	var k l7ConnKey
 	var v l7ConnInfo
 	it := p.maps.Conns.Iterate()
@@ -77,12 +82,14 @@ var (
 		"Reads and writes on tracked connections not captured because the kernel could not allocate the thread's call state (task storage).", nil, nil)
 	truncDesc = prometheus.NewDesc("vigil_l7_records_truncated_total",
 		"conn_data records with fewer bytes captured than the syscall transferred (max_capture_bytes).", nil, nil)
+	mmsgSkippedDesc = prometheus.NewDesc("vigil_l7_mmsg_messages_skipped_total",
+		"Messages of recvmmsg/sendmmsg calls on tracked connections past the first 4 of each call, not captured.", nil, nil)
 )
 
 type collector struct{ p *Probe }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{connsDesc, liveDesc, goneDesc, missedDesc, truncDesc} {
+	for _, d := range []*prometheus.Desc{connsDesc, liveDesc, goneDesc, missedDesc, truncDesc, mmsgSkippedDesc} {
 		ch <- d
 	}
 }
@@ -104,4 +111,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(missedDesc, prometheus.CounterValue, float64(n.CallsFull))
 	ch <- prometheus.MustNewConstMetric(truncDesc, prometheus.CounterValue, float64(n.Truncated))
+	ch <- prometheus.MustNewConstMetric(mmsgSkippedDesc, prometheus.CounterValue, float64(n.MmsgSkipped))
 }

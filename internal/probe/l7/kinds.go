@@ -35,7 +35,7 @@ type ConnData struct {
 	SPort     uint16 `json:"sport" doc:"local port"`
 	DAddr     string `json:"daddr" doc:"remote address"`
 	DPort     uint16 `json:"dport" doc:"remote port"`
-	Syscall   string `json:"syscall" doc:"the syscall: read, readv, recvfrom, recvmsg, write, writev, sendto, sendmsg, or the TLS library call (SSL_read, SSL_write, crypto/tls.(*Conn).Read/Write)"`
+	Syscall   string `json:"syscall" doc:"the syscall: read, readv, recvfrom, recvmsg, recvmmsg, write, writev, sendto, sendmsg, sendmmsg, or the TLS library call (SSL_read, SSL_write, crypto/tls.(*Conn).Read/Write)"`
 	// Length is what the syscall returned: the bytes really transferred.
 	Length    uint64 `json:"length" doc:"bytes the syscall transferred (its return value)"`
 	Captured  uint32 `json:"captured" doc:"bytes captured from the start of the buffer (at most max_capture_bytes)"`

@@ -92,7 +92,7 @@ func init() {
 }
 
 // dataSyscalls are the syscalls whose data is captured.
-var dataSyscalls = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
+var dataSyscalls = []string{"read", "readv", "recvfrom", "recvmsg", "recvmmsg", "write", "writev", "sendto", "sendmsg", "sendmmsg"}
 
 // Programs lists the logical programs: all required (a missing one would
 // leave a silent gap in a stream).
@@ -117,9 +117,9 @@ func Programs() []kernel.ProgramDef {
 // Probe is the running connection-stream probe.
 type Probe struct {
 	probe.Base
-	cfg    *Config
-	maps   readMaps
-	seeded uint64 // connections seeded from /proc at start
+	cfg     *Config
+	maps    readMaps
+	seeded  uint64        // connections seeded from /proc at start
 	goTLS   *goTLS        // nil: tls.go off
 	disc    *discoverer   // processes found at run time (discover.go)
 	openssl *opensslHooks // nil: tls.openssl off

@@ -153,7 +153,9 @@ const (
 	l7ProgTpEnterRead          = "tp_enter_read"
 	l7ProgTpEnterReadv         = "tp_enter_readv"
 	l7ProgTpEnterRecvfrom      = "tp_enter_recvfrom"
+	l7ProgTpEnterRecvmmsg      = "tp_enter_recvmmsg"
 	l7ProgTpEnterRecvmsg       = "tp_enter_recvmsg"
+	l7ProgTpEnterSendmmsg      = "tp_enter_sendmmsg"
 	l7ProgTpEnterSendmsg       = "tp_enter_sendmsg"
 	l7ProgTpEnterSendto        = "tp_enter_sendto"
 	l7ProgTpEnterWrite         = "tp_enter_write"
@@ -164,7 +166,9 @@ const (
 	l7ProgTpExitRead           = "tp_exit_read"
 	l7ProgTpExitReadv          = "tp_exit_readv"
 	l7ProgTpExitRecvfrom       = "tp_exit_recvfrom"
+	l7ProgTpExitRecvmmsg       = "tp_exit_recvmmsg"
 	l7ProgTpExitRecvmsg        = "tp_exit_recvmsg"
+	l7ProgTpExitSendmmsg       = "tp_exit_sendmmsg"
 	l7ProgTpExitSendmsg        = "tp_exit_sendmsg"
 	l7ProgTpExitSendto         = "tp_exit_sendto"
 	l7ProgTpExitWrite          = "tp_exit_write"
@@ -235,7 +239,9 @@ type l7ProgramSpecs struct {
 	TpEnterRead      *ebpf.ProgramSpec `ebpf:"tp_enter_read"`
 	TpEnterReadv     *ebpf.ProgramSpec `ebpf:"tp_enter_readv"`
 	TpEnterRecvfrom  *ebpf.ProgramSpec `ebpf:"tp_enter_recvfrom"`
+	TpEnterRecvmmsg  *ebpf.ProgramSpec `ebpf:"tp_enter_recvmmsg"`
 	TpEnterRecvmsg   *ebpf.ProgramSpec `ebpf:"tp_enter_recvmsg"`
+	TpEnterSendmmsg  *ebpf.ProgramSpec `ebpf:"tp_enter_sendmmsg"`
 	TpEnterSendmsg   *ebpf.ProgramSpec `ebpf:"tp_enter_sendmsg"`
 	TpEnterSendto    *ebpf.ProgramSpec `ebpf:"tp_enter_sendto"`
 	TpEnterWrite     *ebpf.ProgramSpec `ebpf:"tp_enter_write"`
@@ -246,7 +252,9 @@ type l7ProgramSpecs struct {
 	TpExitRead       *ebpf.ProgramSpec `ebpf:"tp_exit_read"`
 	TpExitReadv      *ebpf.ProgramSpec `ebpf:"tp_exit_readv"`
 	TpExitRecvfrom   *ebpf.ProgramSpec `ebpf:"tp_exit_recvfrom"`
+	TpExitRecvmmsg   *ebpf.ProgramSpec `ebpf:"tp_exit_recvmmsg"`
 	TpExitRecvmsg    *ebpf.ProgramSpec `ebpf:"tp_exit_recvmsg"`
+	TpExitSendmmsg   *ebpf.ProgramSpec `ebpf:"tp_exit_sendmmsg"`
 	TpExitSendmsg    *ebpf.ProgramSpec `ebpf:"tp_exit_sendmsg"`
 	TpExitSendto     *ebpf.ProgramSpec `ebpf:"tp_exit_sendto"`
 	TpExitWrite      *ebpf.ProgramSpec `ebpf:"tp_exit_write"`
@@ -372,7 +380,9 @@ type l7Programs struct {
 	TpEnterRead      *ebpf.Program `ebpf:"tp_enter_read"`
 	TpEnterReadv     *ebpf.Program `ebpf:"tp_enter_readv"`
 	TpEnterRecvfrom  *ebpf.Program `ebpf:"tp_enter_recvfrom"`
+	TpEnterRecvmmsg  *ebpf.Program `ebpf:"tp_enter_recvmmsg"`
 	TpEnterRecvmsg   *ebpf.Program `ebpf:"tp_enter_recvmsg"`
+	TpEnterSendmmsg  *ebpf.Program `ebpf:"tp_enter_sendmmsg"`
 	TpEnterSendmsg   *ebpf.Program `ebpf:"tp_enter_sendmsg"`
 	TpEnterSendto    *ebpf.Program `ebpf:"tp_enter_sendto"`
 	TpEnterWrite     *ebpf.Program `ebpf:"tp_enter_write"`
@@ -383,7 +393,9 @@ type l7Programs struct {
 	TpExitRead       *ebpf.Program `ebpf:"tp_exit_read"`
 	TpExitReadv      *ebpf.Program `ebpf:"tp_exit_readv"`
 	TpExitRecvfrom   *ebpf.Program `ebpf:"tp_exit_recvfrom"`
+	TpExitRecvmmsg   *ebpf.Program `ebpf:"tp_exit_recvmmsg"`
 	TpExitRecvmsg    *ebpf.Program `ebpf:"tp_exit_recvmsg"`
+	TpExitSendmmsg   *ebpf.Program `ebpf:"tp_exit_sendmmsg"`
 	TpExitSendmsg    *ebpf.Program `ebpf:"tp_exit_sendmsg"`
 	TpExitSendto     *ebpf.Program `ebpf:"tp_exit_sendto"`
 	TpExitWrite      *ebpf.Program `ebpf:"tp_exit_write"`
@@ -405,7 +417,9 @@ func (p *l7Programs) Close() error {
 		p.TpEnterRead,
 		p.TpEnterReadv,
 		p.TpEnterRecvfrom,
+		p.TpEnterRecvmmsg,
 		p.TpEnterRecvmsg,
+		p.TpEnterSendmmsg,
 		p.TpEnterSendmsg,
 		p.TpEnterSendto,
 		p.TpEnterWrite,
@@ -416,7 +430,9 @@ func (p *l7Programs) Close() error {
 		p.TpExitRead,
 		p.TpExitReadv,
 		p.TpExitRecvfrom,
+		p.TpExitRecvmmsg,
 		p.TpExitRecvmsg,
+		p.TpExitSendmmsg,
 		p.TpExitSendmsg,
 		p.TpExitSendto,
 		p.TpExitWrite,
