@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
 #define EINPROGRESS 115
+#define MSG_PEEK 2
 
 #define MAX_CAPTURE 4096 /* upper bound of max_capture_bytes */
 #define MAX_IOV 16	 /* iovec entries copied from per call */
@@ -359,6 +360,11 @@ static __always_inline int data_enter(struct syscall_enter_ctx *ctx, __u8 sc, __
 
 	ci = bpf_map_lookup_elem(&conns, &key);
 	if (!ci)
+		return 0;
+	/* A peek leaves the bytes queued: the read that consumes them is the
+	 * one streamed (nginx peeks at a request's first byte). */
+	if (((sc == SC_RECVFROM || sc == SC_RECVMMSG) && (ctx->args[3] & MSG_PEEK)) ||
+	    (sc == SC_RECVMSG && (ctx->args[2] & MSG_PEEK)))
 		return 0;
 	tls_syscall_fd(key.fd, ci);
 	cp = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);

@@ -178,12 +178,6 @@ func tlsExchanges(evs []*ConnData, pid uint32, role string) (got, problems []str
 		// the first plaintext record; none after.
 		frames := map[string]*tlsFraming{"read": {}, "write": {}}
 		for i, e := range c.cipher {
-			if i == 0 && e.Syscall == "recvfrom" && e.Length == 1 && role == "server" {
-				// nginx peeks at the first byte (recv MSG_PEEK) to tell
-				// TLS from plain HTTP; the syscall stream records the
-				// peek as if the byte were consumed.
-				continue
-			}
 			if c.cipherAt[i] > c.firstTLS {
 				bad("conn %+v: syscall record (%s %d bytes) after the first plaintext record", id, e.Syscall, e.Length)
 			}
