@@ -81,7 +81,8 @@ type stream struct {
 	started bool
 	server  bool
 	seeded  bool
-	last    int64 // ns of the latest chunk
+	last    int64     // ns of the latest chunk (event time)
+	seen    time.Time // deriver clock when it was last fed, for the idle close
 	hdr     event.Header
 	local   string
 	lport   uint16
@@ -101,13 +102,17 @@ type deriver struct {
 	live    *atomic.Int64 // len(streams), for the metrics
 	head    *stream       // least recently used
 	tail    *stream
+	// now is the wall clock of the latest Tick. Idleness is measured on
+	// it, not on event times: a deriver running behind its queue must not
+	// close streams whose next chunks are still queued.
+	now time.Time
 }
 
 func (f *Flow) newDeriver(env derive.Env) *deriver {
 	live := new(atomic.Int64)
 	f.streams.Store(live)
 	return &deriver{
-		f: f, env: env, live: live,
+		f: f, env: env, live: live, now: time.Now(),
 		pcfg:    http.Config{KeepHeaders: len(f.headers) > 0},
 		streams: make(map[streamKey]*stream),
 	}
@@ -132,7 +137,7 @@ func (d *deriver) Consume(ev event.Event) {
 		d.touch(s)
 	}
 	ts := cd.Time.UnixNano()
-	s.last = ts
+	s.last, s.seen = ts, d.now
 	s.hdr = cd.Header
 	if s.conn == nil {
 		return // not HTTP: one map lookup per chunk
@@ -161,10 +166,12 @@ func (d *deriver) Consume(ev event.Event) {
 	}
 }
 
-// Tick closes the streams idle for longer than idle_timeout, oldest first.
+// Tick closes the streams not fed for longer than idle_timeout, oldest
+// first (about one tick of slack: feeding is stamped with the last tick).
 func (d *deriver) Tick(now time.Time) {
-	limit := now.Add(-d.f.cfg.IdleTimeout).UnixNano()
-	for d.head != nil && d.head.last <= limit {
+	d.now = now
+	limit := now.Add(-d.f.cfg.IdleTimeout)
+	for d.head != nil && !d.head.seen.After(limit) {
 		d.close(d.head, closedIdle)
 	}
 }

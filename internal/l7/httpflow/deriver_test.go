@@ -69,7 +69,7 @@ func TestPipelinedResponsesPastCapture(t *testing.T) {
 	if len(f.out) != 2 {
 		t.Fatalf("%d exchanges before close, want 2", len(f.out))
 	}
-	f.d.Tick(t0.Add(time.Hour))
+	f.d.Tick(time.Now().Add(time.Hour))
 	if len(f.out) != 3 || f.out[2].Path != "/p/3" || f.out[2].Status != 200 || !f.out[2].Truncated || f.out[0].Truncated {
 		t.Fatalf("exchanges %+v", f.out)
 	}
@@ -168,5 +168,28 @@ func TestService(t *testing.T) {
 		if got := Service(&c.p); got != c.want {
 			t.Errorf("Service(%+v) = %q, want %q", c.p, got, c.want)
 		}
+	}
+}
+
+// Idleness is measured on the deriver's clock, not on event times: a
+// deriver running behind its queue (events minutes old) keeps the stream
+// until it has really not been fed for idle_timeout.
+func TestIdleOnDeriverClock(t *testing.T) {
+	f := newFeeder(DefaultConfig())
+	now := time.Now()
+	f.d.Tick(now)
+	f.chunk(1, 5, 1, "server", "read", 0, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n") // t0: months ago
+	f.d.Tick(now.Add(30 * time.Second))
+	f.chunk(1, 5, 1, "server", "write", 40*time.Second, resp)
+	if len(f.out) != 1 || f.out[0].DurationNS != 40e9 || f.d.f.closed[closedIdle].Load() != 0 {
+		t.Fatalf("exchanges %+v, idle closes %d", f.out, f.d.f.closed[closedIdle].Load())
+	}
+	f.d.Tick(now.Add(89 * time.Second)) // fed at the 30 s tick: 59 s idle
+	if len(f.d.streams) != 1 {
+		t.Fatal("closed before idle_timeout")
+	}
+	f.d.Tick(now.Add(91 * time.Second))
+	if len(f.d.streams) != 0 || f.d.f.closed[closedIdle].Load() != 1 {
+		t.Fatal("not closed after idle_timeout")
 	}
 }

@@ -56,7 +56,7 @@ func portOf(t *testing.T, addr string) int {
 // waitPort waits for exactly n events on port's connections.
 func (r *run) waitPort(port, n int) (server, client []*httpflow.Exchange) {
 	r.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(ofPort(r.events(), port)) < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -131,7 +131,7 @@ func TestGoNetHTTP(t *testing.T) {
 				}
 				return out
 			}
-			testutil.WaitFor(5*time.Second, func() bool { return len(clientOf()) >= 3 })
+			testutil.WaitFor(30*time.Second, func() bool { return len(clientOf()) >= 3 })
 			time.Sleep(200 * time.Millisecond)
 			client := clientOf()
 			if s, _ := bySide(server); len(s) != 3 || len(client) != 3 {

@@ -38,7 +38,8 @@ type run struct {
 func startAgent(t *testing.T, self bool, pids ...int) *run {
 	t.Helper()
 	testutil.RequireBPF(t)
-	yaml := "probes:\n  l7:\n    enabled: true\nl7:\n  http:\n    idle_timeout: 2s\n"
+	// Room for bursts (wrk) on a loaded machine, or a -race build.
+	yaml := "probes:\n  l7:\n    enabled: true\n    ringbuf_size: 16777216\nl7:\n  http:\n    idle_timeout: 2s\n    queue_size: 65536\n"
 	cfg, err := config.Parse([]byte(yaml), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,8 @@ func (r *run) events(pids ...int) []*httpflow.Exchange {
 // that an extra one would show.
 func (r *run) waitEvents(n int, pids ...int) []*httpflow.Exchange {
 	r.t.Helper()
-	if !testutil.WaitFor(15*time.Second, func() bool { return len(r.events(pids...)) >= n }) {
+	if !testutil.WaitFor(60*time.Second, func() bool { return len(r.events(pids...)) >= n }) {
+		r.noLoss()
 		r.t.Fatalf("%d http events of pids %v, want %d:\n%s", len(r.events(pids...)), pids, n, dump(r.events(pids...)))
 	}
 	time.Sleep(300 * time.Millisecond)

@@ -44,7 +44,7 @@ print(urllib.request.urlopen(urllib.request.Request(base + "/page.txt", method="
 	}
 	server := r.waitEvents(3, srv.Process.Pid)
 	var cli []*httpflow.Exchange
-	testutil.WaitFor(5*time.Second, func() bool {
+	testutil.WaitFor(30*time.Second, func() bool {
 		cli = nil
 		for _, e := range r.events(cmd.Process.Pid) {
 			if e.Side == "client" {

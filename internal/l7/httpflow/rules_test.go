@@ -132,7 +132,7 @@ func TestPackHTTPRules(t *testing.T) {
 		t.Fatalf("fired after nine 5xx: %+v", got)
 	}
 	get("/fail/9", "/fail/10")
-	if !testutil.WaitFor(10*time.Second, func() bool { return len(rec.named("HTTPServerErrorBurst")) > 0 }) {
+	if !testutil.WaitFor(30*time.Second, func() bool { return len(rec.named("HTTPServerErrorBurst")) > 0 }) {
 		t.Fatal("HTTPServerErrorBurst did not fire after eleven 5xx")
 	}
 	time.Sleep(time.Second)
@@ -164,7 +164,7 @@ kill $!`, py, dir, py, curl)
 	if out, err := exec.Command("unshare", "-n", "sh", "-c", script).CombinedOutput(); err != nil || !strings.Contains(string(out), "role") {
 		t.Fatalf("metadata request in a network namespace: %v %s", err, out)
 	}
-	if !testutil.WaitFor(10*time.Second, func() bool { return len(rec.named("MetadataServiceRequest")) > 0 }) {
+	if !testutil.WaitFor(30*time.Second, func() bool { return len(rec.named("MetadataServiceRequest")) > 0 }) {
 		t.Fatal("MetadataServiceRequest did not fire")
 	}
 	m := rec.named("MetadataServiceRequest")[0]
