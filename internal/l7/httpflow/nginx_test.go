@@ -104,17 +104,35 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 			keepAlive = append(keepAlive, fmt.Sprintf("%s/fail/ka%d", base, i), fmt.Sprintf("%s/redirect/ka%d", base, i))
 		}
 	}
-	// One curl, one connection, many requests.
-	if out, err := exec.Command(curl, append([]string{"-sS", "-o", "/dev/null"}, keepAlive...)...).CombinedOutput(); err != nil {
-		t.Fatalf("curl: %v %s", err, out)
+	// curl's own view of each request: the server's interval lies within
+	// it (from just before the request is sent to the last byte received).
+	clientTime := map[string]float64{}
+	curlTimed := func(args ...string) {
+		t.Helper()
+		w := []string{"-sS", "-w", "%{url_effective} %{time_pretransfer} %{time_total}\\n"}
+		for range args {
+			w = append(w, "-o", "/dev/null")
+		}
+		out, err := exec.Command(curl, append(w, args...)...).Output()
+		if err != nil {
+			t.Fatalf("curl: %v %s", err, out)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var u string
+			var pre, total float64
+			if _, err := fmt.Sscanf(l, "%s %f %f", &u, &pre, &total); err != nil {
+				t.Fatalf("curl -w line %q: %v", l, err)
+			}
+			clientTime[u[strings.Index(u[len("http://"):], "/")+len("http://"):]] = total - pre
+		}
 	}
+	// One curl, one connection, many requests.
+	curlTimed(keepAlive...)
 	for i := 0; i < 6; i++ {
 		single = append(single, fmt.Sprintf("%s/ok/one%d", base, i), fmt.Sprintf("%s/fail/one%d", base, i), fmt.Sprintf("%s/redirect/one%d", base, i), fmt.Sprintf("%s/missing/one%d", base, i))
 	}
 	for _, u := range single {
-		if out, err := exec.Command(curl, "-sS", "-o", "/dev/null", "-H", "Connection: close", u).CombinedOutput(); err != nil {
-			t.Fatalf("curl %s: %v %s", u, err, out)
-		}
+		curlTimed("-H", "Connection: close", u)
 	}
 	if wrk, err := exec.LookPath("wrk"); err == nil {
 		if out, err := exec.Command(wrk, "-t", "1", "-c", "4", "-d", "1s", base+"/ok/wrk").CombinedOutput(); err != nil {
@@ -159,6 +177,9 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 		}
 	}
 	checked := 0
+	const nginxQuantum = 0.001
+	var maxDiff float64
+	preempted := 0
 	for _, e := range evs {
 		if e.Side != "server" || e.Method != "GET" || e.Comm != "nginx" {
 			t.Fatalf("event %+v: want nginx serving GET", e)
@@ -171,13 +192,26 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 		if e.Status != l.status || e.RequestBytes != l.reqLen || e.ResponseBytes != l.sent {
 			t.Errorf("%s: vigil status %d, %d bytes in, %d out; nginx %d, %d, %d", e.Path, e.Status, e.RequestBytes, e.ResponseBytes, l.status, l.reqLen, l.sent)
 		}
+		// $request_time is the difference of two readings of nginx's cached
+		// millisecond clock: it carries up to 1 ms of quantisation itself,
+		// allowed on top of the 1 ms (or 20 %) tolerance.
 		got := float64(e.DurationNS) / 1e9
-		if diff := math.Abs(got - l.seconds); diff > 0.001 && diff > 0.2*l.seconds {
-			t.Errorf("%s: vigil %.6fs, nginx $request_time %.3fs", e.Path, got, l.seconds)
+		diff := math.Abs(got - l.seconds)
+		maxDiff = max(maxDiff, diff)
+		if diff > 0.001+nginxQuantum && diff > 0.2*l.seconds+nginxQuantum {
+			// nginx reads its clock once per event-loop pass: time it spent
+			// preempted between reading the request and writing the
+			// response (a loaded machine) is invisible to $request_time but
+			// real. Such a duration must still lie within curl's own
+			// measurement of the request, and above nginx's.
+			if c, ok := clientTime[e.Path]; !ok || got > c || got < l.seconds-nginxQuantum {
+				t.Errorf("%s: vigil %.6fs, nginx $request_time %.3fs, curl %.6fs", e.Path, got, l.seconds, c)
+			}
+			preempted++
 		}
 	}
 	if checked != len(byPath) {
 		t.Errorf("checked %d curl requests, the access log has %d", checked, len(byPath))
 	}
-	t.Logf("%d requests (%d by curl): %v", len(lines), checked, want)
+	t.Logf("%d requests (%d by curl): %v; largest duration difference to $request_time %.3f ms; %d beyond it, within curl's time", len(lines), checked, want, maxDiff*1e3, preempted)
 }

@@ -30,12 +30,17 @@ func TestPythonHTTPServer(t *testing.T) {
 
 	client := `import sys, urllib.request, urllib.error
 base = sys.argv[1]
-print(urllib.request.urlopen(base + "/page.txt?v=1").status)
+r = urllib.request.urlopen(base + "/page.txt?v=1")
+r.read()
+print(r.status)
 try:
     urllib.request.urlopen(base + "/missing")
 except urllib.error.HTTPError as e:
+    e.read()
     print(e.code)
-print(urllib.request.urlopen(urllib.request.Request(base + "/page.txt", method="HEAD")).status)
+r = urllib.request.urlopen(urllib.request.Request(base + "/page.txt", method="HEAD"))
+r.read()
+print(r.status)
 `
 	cmd := exec.Command(py, "-c", client, "http://"+addr)
 	out, err := cmd.Output()
