@@ -104,26 +104,35 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 			keepAlive = append(keepAlive, fmt.Sprintf("%s/fail/ka%d", base, i), fmt.Sprintf("%s/redirect/ka%d", base, i))
 		}
 	}
-	// curl's own view of each request: the server's interval lies within
-	// it (from just before the request is sent to the last byte received).
-	clientTime := map[string]float64{}
+	// Slack per request: the time nginx waited for a CPU (schedstat's run
+	// delay) during the curl that carried it. nginx reads its clock once
+	// per event-loop pass, and a write on loopback reaches curl before the
+	// preempted nginx returns from it: time on a run queue is real for
+	// vigil and invisible to $request_time.
+	runDelay := func() float64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var run, wait float64
+		fmt.Sscan(string(b), &run, &wait)
+		return wait / 1e9
+	}
+	slack := map[string]float64{}
 	curlTimed := func(args ...string) {
 		t.Helper()
-		w := []string{"-sS", "-w", "%{url_effective} %{time_pretransfer} %{time_total}\\n"}
+		w := []string{"-sS", "-w", "%{url_effective}\\n"}
 		for range args {
 			w = append(w, "-o", "/dev/null")
 		}
+		before := runDelay()
 		out, err := exec.Command(curl, append(w, args...)...).Output()
 		if err != nil {
 			t.Fatalf("curl: %v %s", err, out)
 		}
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			var u string
-			var pre, total float64
-			if _, err := fmt.Sscanf(l, "%s %f %f", &u, &pre, &total); err != nil {
-				t.Fatalf("curl -w line %q: %v", l, err)
-			}
-			clientTime[u[strings.Index(u[len("http://"):], "/")+len("http://"):]] = total - pre
+		waited := runDelay() - before
+		for _, u := range strings.Fields(string(out)) {
+			slack[u[strings.Index(u[len("http://"):], "/")+len("http://"):]] = waited
 		}
 	}
 	// One curl, one connection, many requests.
@@ -199,13 +208,8 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 		diff := math.Abs(got - l.seconds)
 		maxDiff = max(maxDiff, diff)
 		if diff > 0.001+nginxQuantum && diff > 0.2*l.seconds+nginxQuantum {
-			// nginx reads its clock once per event-loop pass: time it spent
-			// preempted between reading the request and writing the
-			// response (a loaded machine) is invisible to $request_time but
-			// real. Such a duration must still lie within curl's own
-			// measurement of the request, and above nginx's.
-			if c, ok := clientTime[e.Path]; !ok || got > c || got < l.seconds-nginxQuantum {
-				t.Errorf("%s: vigil %.6fs, nginx $request_time %.3fs, curl %.6fs", e.Path, got, l.seconds, c)
+			if diff > max(0.001, 0.2*l.seconds)+nginxQuantum+slack[e.Path] {
+				t.Errorf("%s: vigil %.6fs, nginx $request_time %.3fs, nginx waited %.6fs for a CPU meanwhile", e.Path, got, l.seconds, slack[e.Path])
 			}
 			preempted++
 		}
@@ -213,5 +217,5 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 	if checked != len(byPath) {
 		t.Errorf("checked %d curl requests, the access log has %d", checked, len(byPath))
 	}
-	t.Logf("%d requests (%d by curl): %v; largest duration difference to $request_time %.3f ms; %d beyond it, within curl's time", len(lines), checked, want, maxDiff*1e3, preempted)
+	t.Logf("%d requests (%d by curl): %v; largest duration difference to $request_time %.3f ms; %d beyond it, explained by nginx's run-queue wait", len(lines), checked, want, maxDiff*1e3, preempted)
 }
