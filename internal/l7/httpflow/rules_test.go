@@ -133,7 +133,10 @@ func TestPackHTTPRules(t *testing.T) {
 	}
 	get("/fail/9", "/fail/10")
 	if !testutil.WaitFor(30*time.Second, func() bool { return len(rec.named("HTTPServerErrorBurst")) > 0 }) {
-		t.Fatal("HTTPServerErrorBurst did not fire after eleven 5xx")
+		m, _ := testutil.Gather(a.Registry)
+		t.Fatalf("HTTPServerErrorBurst did not fire after eleven 5xx: produced %v, matches %v, dropped %v, alerts %v",
+			m.Series("vigil_derive_events_produced_total"), m.Value("vigil_event_rule_matches_total", map[string]string{"rule": "HTTPServerErrorBurst"}),
+			m.Series("vigil_event_queue_dropped_total"), len(rec.all))
 	}
 	time.Sleep(time.Second)
 	got := rec.named("HTTPServerErrorBurst")
