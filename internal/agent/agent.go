@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,8 +25,10 @@ import (
 	"github.com/vigilproject/vigil/internal/event"
 	"github.com/vigilproject/vigil/internal/event/derive"
 	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/l7/httpflow"
 	"github.com/vigilproject/vigil/internal/metrics"
 	"github.com/vigilproject/vigil/internal/probe"
+	"github.com/vigilproject/vigil/internal/probe/l7"
 	"github.com/vigilproject/vigil/internal/proc"
 	"github.com/vigilproject/vigil/internal/rules"
 	"github.com/vigilproject/vigil/internal/server"
@@ -40,6 +43,9 @@ type Agent struct {
 	Procs    *proc.Cache
 	// Derivers turn probe events into higher-level kinds while consumed.
 	Derivers *derive.Runner
+	// HTTP is the HTTP deriver and its RED metrics; nil unless the l7
+	// probe runs and l7.http.enabled.
+	HTTP *httpflow.Flow
 
 	probes  []probe.Probe
 	names   []string
@@ -85,7 +91,13 @@ func New(cfg *config.Config, log *slog.Logger, only []string) (*Agent, error) {
 		metrics.Folded,
 		metrics.SelfCollector{Objects: a.Objects},
 	)
-	a.Derivers = derive.NewRunner(a.Bus, log)
+	var extra []derive.Spec
+	if cfg.L7.HTTP.Enabled && slices.Contains(a.names, l7.Name) {
+		a.HTTP = httpflow.New(cfg.L7.HTTP, cfg.Metrics.LabelLimit)
+		extra = append(extra, a.HTTP.Spec())
+		a.Registry.MustRegister(a.HTTP.Collectors()...)
+	}
+	a.Derivers = derive.NewRunner(a.Bus, log, extra...)
 	a.Registry.MustRegister(a.Bus.Collectors()...)
 	a.Registry.MustRegister(a.Derivers.Collectors()...)
 	a.Registry.MustRegister(a.Procs.Collectors()...)
@@ -185,6 +197,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.Derivers.Run(ctx)
 	}()
+	if a.HTTP != nil && (a.opts.Listen || a.opts.Alerting) {
+		// Metrics are served or fed to the rule engine: they consume http
+		// events, which keeps the deriver running.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.HTTP.RunMetrics(ctx, a.Bus)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

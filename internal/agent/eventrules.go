@@ -125,17 +125,44 @@ func probesFor(kinds []event.Kind) (names []string, missing []event.Kind) {
 	return names, missing
 }
 
-// probes adds the probes the rules need to base.
+// probes adds the probes the rules need to base. A probe that is off by
+// default (l7) is switched on only by rules of the user's files: the
+// embedded pack's rules on its kinds stay quiet until the config enables it.
 func (er *eventRules) probes(base []string) []string {
 	need, missing := probesFor(er.kinds)
 	if len(missing) > 0 {
 		er.log.Warn("event rules need event kinds no probe in this build produces; those rules cannot match", "kinds", missing)
 	}
+	userNeed, _ := probesFor(userKinds(er.engine.Ruleset()))
 	out := slices.Clone(base)
 	for _, n := range need {
+		if spec, ok := probe.Lookup(n); ok && !spec.DefaultEnabled && !slices.Contains(userNeed, n) && !slices.Contains(out, n) {
+			er.log.Debug("probe off by default not switched on for the embedded event rules", "probe", n)
+			continue
+		}
 		if !slices.Contains(out, n) {
 			er.log.Debug("probe switched on for event rules", "probe", n)
 			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// userKinds are the event kinds of the rules and sequences from the user's
+// files (not the embedded pack).
+func userKinds(rs *eventrules.Ruleset) []event.Kind {
+	var out []event.Kind
+	add := func(file string, k event.Kind) {
+		if !strings.HasPrefix(file, eventrules.BuiltinPrefix) && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	for _, r := range rs.Rules {
+		add(r.File, r.Kind)
+	}
+	for _, s := range rs.Sequences {
+		for _, st := range s.Steps {
+			add(s.File, st.Kind)
 		}
 	}
 	return out

@@ -18,6 +18,7 @@ import (
 	"github.com/vigilproject/vigil/internal/alert"
 	"github.com/vigilproject/vigil/internal/eventrules"
 	"github.com/vigilproject/vigil/internal/kernel"
+	"github.com/vigilproject/vigil/internal/l7/httpflow"
 	"github.com/vigilproject/vigil/internal/probe"
 	"github.com/vigilproject/vigil/internal/rules"
 )
@@ -65,6 +66,8 @@ type Config struct {
 	Alerting     alert.Config `yaml:"alerting"`
 	// EventRules configures CEL event and sequence rules on the event stream.
 	EventRules eventrules.Config `yaml:"event_rules"`
+	// L7 configures the protocol parsers fed by the l7 probe.
+	L7 L7 `yaml:"l7"`
 
 	// ProbeConfigs holds each registered probe's decoded section.
 	ProbeConfigs map[string]probe.Config `yaml:"-"`
@@ -104,6 +107,11 @@ type Metrics struct {
 // ProcessCache bounds the user-space process table.
 type ProcessCache struct {
 	MaxEntries int `yaml:"max_entries"`
+}
+
+// L7 configures the protocol parsers (derivers) fed by the l7 probe.
+type L7 struct {
+	HTTP httpflow.Config `yaml:"http"`
 }
 
 // Default returns the embedded default configuration.
@@ -413,6 +421,9 @@ func (c *Config) validate() []fieldError {
 	}
 	for _, e := range c.Alerting.Validate() {
 		errs = append(errs, fieldError{"alerting." + e.Path, e.Msg})
+	}
+	for _, e := range c.L7.HTTP.Validate() {
+		errs = append(errs, fieldError{"l7.http." + e.Path, e.Msg})
 	}
 	if err := c.EventRules.Validate(); err != nil {
 		errs = append(errs, fieldError{"event_rules", err.Error()})

@@ -23,7 +23,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		want []string // substrings of the error
 	}{
 		{"unknown top-level key", "log:\n  level: info\nlogg:\n  level: debug\n",
-			[]string{"bad.yaml", "line 3", `unknown key "logg"`, "known: alerting, event_rules, kernel, log, metrics, probes, process_cache, rules, web"}},
+			[]string{"bad.yaml", "line 3", `unknown key "logg"`, "known: alerting, event_rules, kernel, l7, log, metrics, probes, process_cache, rules, web"}},
 		{"unknown nested key", "web:\n  listen_address: 127.0.0.1:1\n  listen: x\n",
 			[]string{"bad.yaml", "line 3", `unknown key "listen" in web`}},
 		{"unknown probe key", "probes:\n  process:\n    max_args: 10\n    ringbuf: 4096\n",

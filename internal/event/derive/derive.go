@@ -133,9 +133,21 @@ type Runner struct {
 	running  *prometheus.GaugeVec
 }
 
-// NewRunner prepares the registered derivers for bus.
-func NewRunner(bus *event.Bus, log *slog.Logger) *Runner {
-	return newRunner(bus, log, All())
+// NewRunner prepares the registered derivers for bus, plus extra ones that
+// belong to this agent (configured from its file, with metrics of their
+// own); an invalid extra spec or a duplicate name panics, as Register does.
+func NewRunner(bus *event.Bus, log *slog.Logger, extra ...Spec) *Runner {
+	specs := All()
+	for _, s := range extra {
+		if err := s.validate(); err != nil {
+			panic(err)
+		}
+		if slices.ContainsFunc(specs, func(o Spec) bool { return o.Name == s.Name }) {
+			panic(fmt.Sprintf("deriver %q registered twice", s.Name))
+		}
+		specs = append(specs, s)
+	}
+	return newRunner(bus, log, specs)
 }
 
 func newRunner(bus *event.Bus, log *slog.Logger, specs []Spec) *Runner {

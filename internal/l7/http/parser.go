@@ -612,7 +612,7 @@ func (c *Conn) gap(s *stream, gap int64, ts int64) {
 		}
 	case stStart:
 		if m != nil && len(s.line) > 0 {
-			line := s.line
+			line := trimCR(s.line) // a capture cut between CR and LF
 			s.line, s.lineOver = s.line[:0], false
 			c.startLine(s, line, true)
 			if c.det >= NotHTTP || s.m == nil {

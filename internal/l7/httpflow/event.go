@@ -49,4 +49,8 @@ type Exchange struct {
 	Truncated bool `json:"truncated" doc:"part of the exchange was not captured or parsed (sizes may be short)"`
 	// Seeded: the connection was open before capture started.
 	Seeded bool `json:"seeded" doc:"the connection was open before the agent started"`
+	// RequestHeaders and ResponseHeaders hold only the headers named in
+	// l7.http.headers (lower-case names); credential headers never.
+	RequestHeaders  map[string]string `json:"request_headers,omitempty" doc:"request headers listed in l7.http.headers (lower-case names; empty by default, credential headers never)"`
+	ResponseHeaders map[string]string `json:"response_headers,omitempty" doc:"response headers listed in l7.http.headers (lower-case names)"`
 }
