@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vigilproject/vigil/internal/event"
+	"github.com/vigilproject/vigil/internal/l7/httpflow"
+	"github.com/vigilproject/vigil/internal/probe/filechange"
 	"github.com/vigilproject/vigil/internal/proc"
 )
 
@@ -28,6 +30,11 @@ var (
 	vPaths   = []string{"/etc/shadow", "/etc/sudoers", "/etc/sudoers.d/README", "/root/.ssh/id_rsa", "/root/.ssh/id_rsa.pub", "/home/u/.ssh/id_ed25519",
 		"/etc/ssh/ssh_host_rsa_key", "/usr/lib/libc.so.6", "/tmp/x", "/opt/app1/conf", "", "relative/path", "/etc/passwd", "/etc"}
 	vAddrs   = []string{"127.0.0.1", "10.0.0.1", "8.8.8.8", "::1", "", "192.168.1.5"}
+	// file_change paths: the trees the default pack watches, and others.
+	vChanged = []string{"/root/.ssh/authorized_keys", "/home/u/.ssh/authorized_keys2", "/var/log/syslog", "/var/log/auth.log",
+		"/etc/ld.so.preload", "/etc/cron.d/job", "/etc/crontab", "/var/spool/cron/crontabs/root", "/etc/systemd/system/x.service",
+		"/usr/lib/systemd/user/y.timer", "/tmp/x", "/usr/bin/sh4", "/etc/passwd", ""}
+	vOps = []string{"open_write", "unlink", "rename", "truncate", "chmod", "chown", "link", "symlink", "mkdir"}
 	vParents = []struct {
 		pid  uint32
 		comm string
@@ -55,8 +62,8 @@ func equivProcs() *proc.Cache {
 	return c
 }
 
-// equivCorpus is a stream of generated exec, open, connect and exit
-// events (processes 1000-1199 under the parents of equivProcs) followed
+// equivCorpus is a stream of generated exec, open, connect, exit,
+// file_change and http events (processes 1000-1199 under the parents of equivProcs) followed
 // by one exec event per process running on this machine, as read from
 // /proc.
 func equivCorpus(r *rand.Rand, n int, procs *proc.Cache) []event.Event {
@@ -76,7 +83,7 @@ func equivCorpus(r *rand.Rand, n int, procs *proc.Cache) []event.Event {
 		if r.IntN(3) > 0 {
 			h.Exe = exe
 		}
-		switch i % 7 {
+		switch i % 9 {
 		case 0, 1, 2:
 			h.Kind = event.KindExec
 			ev := &event.Exec{Header: h, Filename: exe}
@@ -105,6 +112,26 @@ func equivCorpus(r *rand.Rand, n int, procs *proc.Cache) []event.Event {
 		case 6:
 			h.Kind = event.KindExit
 			out = append(out, &event.Exit{Header: h})
+		case 7:
+			h.Kind = filechange.KindFileChange
+			ev := &filechange.FileChange{Header: h, Op: pickOne(r, vOps), Path: pickOne(r, vChanged), Flags: uint32(pickOne(r, []int{1, 513, 577}))}
+			if ev.Op == "rename" || ev.Op == "link" {
+				ev.NewPath = pickOne(r, vChanged)
+			}
+			if ev.Op == "chmod" {
+				ev.Mode = uint32(pickOne(r, []int{0o644, 0o4755, 0o2755}))
+				ev.Setuid, ev.Setgid = ev.Mode&0o4000 != 0, ev.Mode&0o2000 != 0
+			}
+			if r.IntN(5) == 0 {
+				ev.Ret, ev.Error = -13, "EACCES"
+			}
+			out = append(out, ev)
+		case 8:
+			h.Kind = httpflow.KindHTTP
+			ev := &httpflow.Exchange{Header: h, Side: pickOne(r, []string{"server", "client"}), Method: "GET", Path: "/x",
+				Status: pickOne(r, []int{200, 404, 500, 503}), RemoteAddr: pickOne(r, append([]string{"169.254.169.254"}, vAddrs...)),
+				Host: pickOne(r, []string{"example.com", "169.254.169.254", "metadata.google.internal", ""}), Service: name}
+			out = append(out, ev)
 		}
 	}
 	// Real processes: their comm, executable and argv as /proc shows them.
