@@ -10,7 +10,8 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
 TEST_PKGS ?= ./...
 # Debian packages the tests use as real peers and references.
 TEST_DEBS := clang llvm libbpf-dev bpftool bpftrace libbpf-tools prometheus prometheus-alertmanager \
-             strace iproute2 nftables stress-ng iperf3 util-linux procps coreutils curl python3 nginx
+             strace iproute2 nftables stress-ng iperf3 util-linux procps coreutils curl python3 nginx \
+             wrk redis-server redis-tools libssl-dev openssl
 GEN_DEBS  := clang llvm libbpf-dev bpftool
 
 .PHONY: all build run test test-deps unit generate vet fmt bench clean
