@@ -1,6 +1,9 @@
 package http
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // RedactByte replaces every byte of a deny-listed header's value in a
 // stream redacted by a Redactor.
@@ -106,6 +109,17 @@ func (r *Redactor) Redact(data []byte) int {
 				r.endLine(false)
 			}
 		case lsCollect:
+			if !r.start && r.token && !r.body {
+				// Inside a header name: take its token bytes at once.
+				for i < len(data) && int(r.n) < len(r.buf) && tokenChars[data[i]] {
+					r.buf[r.n] = data[i]
+					r.n++
+					i++
+				}
+				if i == len(data) {
+					break
+				}
+			}
 			c := data[i]
 			i++
 			if r.collect(c) {
@@ -175,7 +189,11 @@ func (r *Redactor) collect(c byte) bool {
 	}
 	r.buf[r.n] = c
 	r.n++
-	if r.start {
+	// Methods and "HTTP" are tokens of at most 7 bytes: a start line is
+	// judged at its first byte, then once its first word ends.
+	if r.start && r.n == 1 && !startChars[c] {
+		r.start = false
+	} else if r.start && (!r.token || r.n > 7) {
 		switch startVerdict(r.buf[:r.n]) {
 		case valid:
 			r.endLine(true)
@@ -201,6 +219,9 @@ func (r *Redactor) endLine(start bool) {
 // "OPTIONS *", "CONNECT host") or a status line ("HTTP/1.1 2"): valid once
 // enough is seen, undecided for a prefix of one, invalid otherwise.
 func startVerdict(b []byte) verdict {
+	if !startChars[b[0]] {
+		return invalid
+	}
 	if b[0] == 'H' {
 		const status = "HTTP/1."
 		n := min(len(b), len(status))
@@ -245,7 +266,8 @@ func startVerdict(b []byte) verdict {
 	return v
 }
 
-// deniedName is IsDenied for a name in any case, without allocating.
+// deniedName is IsDenied for a name in any case, without allocating: one
+// map lookup for the names, one pass for the parts.
 func deniedName(name []byte) bool {
 	var lower [maxNameLen]byte
 	l := lower[:len(name)]
@@ -255,36 +277,46 @@ func deniedName(name []byte) bool {
 		}
 		l[i] = c
 	}
-	for _, d := range deniedNames {
-		if string(l) == d {
-			return true
-		}
+	if deniedSet[string(l)] {
+		return true
 	}
-	for _, p := range deniedPartsBytes {
-		if bytes.Contains(l, p) {
-			return true
+	for i, c := range l {
+		for _, p := range partsByFirst[c] {
+			if len(l)-i >= len(p) && string(l[i:i+len(p)]) == p {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-var deniedPartsBytes = func() [][]byte {
-	out := make([][]byte, len(deniedParts))
-	for i, p := range deniedParts {
-		out[i] = []byte(p)
+// deniedSet and partsByFirst index deniedNames and deniedParts (the
+// parser's lists) for deniedName.
+var (
+	deniedSet    = map[string]bool{}
+	partsByFirst [256][]string
+)
+
+func init() {
+	for _, d := range deniedNames {
+		deniedSet[d] = true
 	}
-	return out
-}()
+	for _, p := range deniedParts {
+		partsByFirst[p[0]] = append(partsByFirst[p[0]], p)
+	}
+}
 
 // isTokenChar reports whether c may appear in a header name (RFC 9110 tchar).
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+func isTokenChar(c byte) bool { return tokenChars[c] }
+
+// tokenChars are RFC 9110's tchar; startChars the first bytes of a start line.
+var tokenChars, startChars = func() (t, s [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
 	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
+	s['H'] = true
+	for _, m := range methods {
+		s[m[0]] = true
 	}
-	return false
-}
+	return t, s
+}()
