@@ -27,7 +27,8 @@ const RedactByte = '*'
 //
 // Chunks with gaps between them (a truncated capture) are treated as
 // contiguous: a value cut by truncation and continued in the next chunk
-// stays redacted up to its line end. The zero value is ready to use.
+// stays redacted up to its line end, unless that chunk opens with a start
+// line (the next message). The zero value is ready to use.
 type Redactor struct {
 	body    bool  // outside a header block (false: in one, or at stream start)
 	st      uint8 // position in the current line (lsCollect, ...)
@@ -60,8 +61,11 @@ func (r *Redactor) Reset() { *r = Redactor{} }
 // to redact (a value split across chunks counts once).
 func (r *Redactor) Redact(data []byte) int {
 	redacted := 0
-	if r.body && r.st == lsSkip {
-		r.newLine() // a new write may start a new message
+	// A new write may start a new message: after a body, and also inside a
+	// header line when the chunk opens with a start line (the rest of the
+	// previous message was lost to a truncated capture).
+	if r.st != lsCollect && (r.body || startsLine(data)) || r.body && r.cr {
+		r.newLine()
 	}
 	for i := 0; i < len(data); {
 		switch r.st {
@@ -264,6 +268,11 @@ func startVerdict(b []byte) verdict {
 		}
 	}
 	return v
+}
+
+// startsLine reports whether data opens with a start line.
+func startsLine(data []byte) bool {
+	return len(data) > 0 && startVerdict(data[:min(len(data), 10)]) == valid
 }
 
 // deniedName is IsDenied for a name in any case, without allocating: one
