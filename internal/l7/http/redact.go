@@ -100,6 +100,12 @@ func (r *Redactor) Redact(data []byte) int {
 				}
 			}
 		case lsLongName:
+			for i < len(data) && tokenChars[data[i]] {
+				i++
+			}
+			if i == len(data) {
+				break
+			}
 			c := data[i]
 			i++
 			switch {
