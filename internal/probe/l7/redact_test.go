@@ -35,12 +35,13 @@ func TestDecodeRedacts(t *testing.T) {
 	req := "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer secret-XYZ\r\nCookie: s=secret-XYZ\r\n\r\n"
 	want := "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: *****************\r\nCookie: ************\r\n\r\n"
 	// Split inside the Authorization name, on the same stream, with records
-	// of the other direction and of TLS plaintext of the same connection
-	// in between: each stream keeps its own state.
+	// of the other direction and of TLS plaintext (OpenSSL, Go) of the same
+	// connection in between: each stream keeps its own state.
 	cut := strings.Index(req, "rization")
 	data1, b641 := decodeChunks(t, rs, 7, dirWrite, 5, req[:cut])
 	otherData, _ := decodeChunks(t, rs, 7, dirRead, 1, "HTTP/1.1 200 OK\r\nSet-")
 	tlsData, _ := decodeChunks(t, rs, 7, dirWrite, 17, "rization: plain\r\n")
+	goData, _ := decodeChunks(t, rs, 7, dirWrite, 19, "rization: go\r\n")
 	data2, b642 := decodeChunks(t, rs, 7, dirWrite, 5, req[cut:])
 	if got := data1 + data2; got != want {
 		t.Errorf("Data %q, want %q", got, want)
@@ -48,8 +49,8 @@ func TestDecodeRedacts(t *testing.T) {
 	if got := b641 + b642; got != want {
 		t.Errorf("base64 data %q, want %q", got, want)
 	}
-	if otherData != "HTTP/1.1 200 OK\r\nSet-" || tlsData != "rization: plain\r\n" {
-		t.Errorf("other streams changed: %q %q", otherData, tlsData)
+	if otherData != "HTTP/1.1 200 OK\r\nSet-" || tlsData != "rization: plain\r\n" || goData != "rization: go\r\n" {
+		t.Errorf("other streams changed: %q %q %q", otherData, tlsData, goData)
 	}
 	if n := rs.redacted.Load(); n != 2 {
 		t.Errorf("%d redacted, want 2", n)
