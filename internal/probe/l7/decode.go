@@ -42,7 +42,9 @@ type record struct {
 }
 
 // decodeRecord parses one ring buffer record. It never panics, whatever b is.
-func decodeRecord(b []byte) (record, error) {
+// Deny-listed HTTP header values in the captured bytes are redacted with
+// the state of the record's stream in rs before anything else sees them.
+func decodeRecord(b []byte, rs *redactors) (record, error) {
 	var r record
 	h, err := kernel.DecodeRecord[l7ConnData](b)
 	if err != nil {
@@ -98,6 +100,7 @@ func decodeRecord(b []byte) (record, error) {
 		}
 	}
 	e.Data = append([]byte(nil), b[headSize:headSize+int(h.Captured)]...)
+	rs.redact(e)
 	e.DataB64 = encodeData(e.Data)
 	return r, nil
 }

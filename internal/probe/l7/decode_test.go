@@ -35,7 +35,7 @@ func TestDecodeRecord(t *testing.T) {
 	h.Proc.Pid = 42
 	copy(h.Saddr[:], []byte{15: 1})                                           // ::1
 	copy(h.Daddr[:], []byte{10: 0xff, 11: 0xff, 12: 10, 13: 0, 14: 0, 15: 2}) // ::ffff:10.0.0.2
-	r, err := decodeRecord(rawRecord(h, []byte("\x00GET")))
+	r, err := decodeRecord(rawRecord(h, []byte("\x00GET")), newRedactors(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestDecodeRecord(t *testing.T) {
 	} {
 		bad := h
 		mut(&bad)
-		if _, err := decodeRecord(rawRecord(bad, []byte("\x00GET"))); err == nil || !strings.Contains(err.Error(), "conn_data record") {
+		if _, err := decodeRecord(rawRecord(bad, []byte("\x00GET")), newRedactors(4)); err == nil || !strings.Contains(err.Error(), "conn_data record") {
 			t.Errorf("%s: error %v", name, err)
 		}
 	}
@@ -66,7 +66,7 @@ func TestDecodeRecord(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		b := make([]byte, rng.Intn(400))
 		rng.Read(b)
-		_, _ = decodeRecord(b)
+		_, _ = decodeRecord(b, newRedactors(4))
 	}
 }
 

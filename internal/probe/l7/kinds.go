@@ -25,6 +25,12 @@ type ConnID struct {
 // Data holds the captured bytes for consumers in the agent (the protocol
 // parsers); outside it (JSON, rules, `vigil trace`) they appear base64
 // encoded in the data field, which is lossless for binary protocols.
+//
+// Privacy: the decoder redacts, before Data and DataB64 exist, the values of
+// deny-listed HTTP headers (http.IsDenied's list: Authorization, Cookie,
+// Set-Cookie, Proxy-Authorization, X-Api-Key, names containing token,
+// secret, session, ...) in place, every value byte becoming '*', so lengths
+// stay exact and no consumer ever sees them. It cannot be turned off.
 type ConnData struct {
 	event.Header
 	Conn      ConnID `json:"conn" doc:"connection id"`

@@ -123,6 +123,7 @@ type Probe struct {
 	goTLS   *goTLS        // nil: tls.go off
 	disc    *discoverer   // processes found at run time (discover.go)
 	openssl *opensslHooks // nil: tls.openssl off
+	redact  *redactors    // header redaction state per stream (redact.go)
 }
 
 // readMaps are the maps user space reads or fills.
@@ -135,7 +136,9 @@ type readMaps struct {
 }
 
 // New returns an unstarted probe.
-func New(cfg *Config) *Probe { return &Probe{Base: probe.Base{Name: Name}, cfg: cfg} }
+func New(cfg *Config) *Probe {
+	return &Probe{Base: probe.Base{Name: Name}, cfg: cfg, redact: redactorsFor(cfg.MaxConnections)}
+}
 
 // Start implements probe.Probe.
 func (p *Probe) Start(env *probe.Env) error {
@@ -191,7 +194,7 @@ func (p *Probe) Start(env *probe.Env) error {
 		env.Log.Warn("l7: seeding open connections from /proc", "err", err)
 	}
 	p.seeded = uint64(n)
-	p.Register(&collector{p: p})
+	p.Register(&collector{p: p}, &redactCollector{rs: p.redact})
 	p.disc = newDiscoverer("/proc", p.cfg.TLS.RescanInterval, int(self))
 	if len(p.cfg.PIDs) > 0 {
 		p.disc.want = p.wantedPID
@@ -229,7 +232,7 @@ func (p *Probe) Run(ctx context.Context) error {
 }
 
 func (p *Probe) handle(b []byte) error {
-	r, err := decodeRecord(b)
+	r, err := decodeRecord(b, p.redact)
 	if err != nil {
 		return err
 	}
