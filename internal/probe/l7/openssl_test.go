@@ -17,7 +17,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigilproject/vigil/internal/config"
 	"github.com/vigilproject/vigil/internal/l7/http"
 	"github.com/vigilproject/vigil/internal/testutil"
 )
@@ -732,8 +731,8 @@ func TestTLSConfigValidate(t *testing.T) {
 }
 
 // The TLS programs are uprobes (attached at run time through the uprobe
-// sets), and bad tls knobs in a config file name the file and line.
-func TestTLSProgramsAndConfigFile(t *testing.T) {
+// sets).
+func TestTLSProgramsAreUprobes(t *testing.T) {
 	spec, err := loadL7()
 	if err != nil {
 		t.Fatal(err)
@@ -742,24 +741,6 @@ func TestTLSProgramsAndConfigFile(t *testing.T) {
 		if ps := spec.Programs[name]; ps == nil || ps.Type != ebpf.Kprobe {
 			t.Errorf("program %s: %+v", name, ps)
 		}
-	}
-	for _, c := range []struct{ yaml, err string }{
-		{"tls:\n      rescan_interval: 10ms", "mine.yaml: line 3: probes.l7.tls.rescan_interval: 10ms must be between 500ms and 1m"},
-		{"tls:\n      max_binaries: 0", "mine.yaml: line 3: probes.l7.tls.max_binaries: 0 must be between 1 and 1024"},
-		{"tls:\n      rescan_interval: soon", "mine.yaml: line 4: probes.l7.tls.rescan_interval: cannot unmarshal !!str `soon` into time.Duration"},
-		{"tls:\n      boringssl: true", `mine.yaml: line 4: unknown key "boringssl" in probes.l7.tls (known: go, max_binaries, openssl, rescan_interval)`},
-	} {
-		_, err := config.Parse([]byte("probes:\n  l7:\n    "+c.yaml+"\n"), "mine.yaml")
-		if err == nil || err.Error() != c.err {
-			t.Errorf("%q: error %v, want %s", c.yaml, err, c.err)
-		}
-	}
-	cfg, err := config.Parse([]byte("probes:\n  l7:\n    tls:\n      openssl: false\n      go: false\n      rescan_interval: 5s\n"), "mine.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.ProbeConfigs[Name].(*Config).TLS; got != (TLSConfig{OpenSSL: false, RescanInterval: 5 * time.Second, MaxBinaries: 64}) {
-		t.Errorf("decoded %+v", got)
 	}
 }
 
