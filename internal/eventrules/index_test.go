@@ -29,12 +29,12 @@ var (
 	vArgs    = []string{"-l", "--flag3", "--x", "-c", "/srv", "", "--flag13", "-e", "sh"}
 	vPaths   = []string{"/etc/shadow", "/etc/sudoers", "/etc/sudoers.d/README", "/root/.ssh/id_rsa", "/root/.ssh/id_rsa.pub", "/home/u/.ssh/id_ed25519",
 		"/etc/ssh/ssh_host_rsa_key", "/usr/lib/libc.so.6", "/tmp/x", "/opt/app1/conf", "", "relative/path", "/etc/passwd", "/etc"}
-	vAddrs   = []string{"127.0.0.1", "10.0.0.1", "8.8.8.8", "::1", "", "192.168.1.5"}
+	vAddrs = []string{"127.0.0.1", "10.0.0.1", "8.8.8.8", "::1", "", "192.168.1.5"}
 	// file_change paths: the trees the default pack watches, and others.
 	vChanged = []string{"/root/.ssh/authorized_keys", "/home/u/.ssh/authorized_keys2", "/var/log/syslog", "/var/log/auth.log",
 		"/etc/ld.so.preload", "/etc/cron.d/job", "/etc/crontab", "/var/spool/cron/crontabs/root", "/etc/systemd/system/x.service",
 		"/usr/lib/systemd/user/y.timer", "/tmp/x", "/usr/bin/sh4", "/etc/passwd", ""}
-	vOps = []string{"open_write", "unlink", "rename", "truncate", "chmod", "chown", "link", "symlink", "mkdir"}
+	vOps     = []string{"open_write", "unlink", "rename", "truncate", "chmod", "chown", "link", "symlink", "mkdir"}
 	vParents = []struct {
 		pid  uint32
 		comm string
