@@ -187,16 +187,21 @@ func (p *goTLSPair) release(t *testing.T) {
 	}
 }
 
-// waitGoAttached waits until the Go TLS probe attached to n executables.
-func waitGoAttached(t *testing.T, gather func() testutil.Metrics, n int) {
+// goAttached is how many executables the Go TLS probe attached to so far.
+func goAttached(r *run) float64 {
+	return r.metrics().Value("vigil_l7_go_tls_binaries_total", map[string]string{"result": "attached"})
+}
+
+// waitGoAttached waits until the Go TLS probe attached to one more
+// executable than before (the periodic /proc scan finds new processes),
+// then one scan longer: another Go program of the machine may have been
+// the one counted.
+func waitGoAttached(t *testing.T, r *run, before float64) {
 	t.Helper()
-	var got float64
-	if !testutil.WaitFor(30*time.Second, func() bool {
-		got = gather().Value("vigil_l7_go_tls_binaries_total", map[string]string{"result": "attached"})
-		return got >= float64(n)
-	}) {
-		t.Fatalf("the Go TLS probe attached to %v executables, want %d: %v", got, n, gather().Series("vigil_l7_go_tls_binaries_total"))
+	if !testutil.WaitFor(30*time.Second, func() bool { return goAttached(r) > before }) {
+		t.Fatalf("the Go TLS probe attached to no new executable: %v", r.metrics().Series("vigil_l7_go_tls_binaries_total"))
 	}
+	time.Sleep(2500 * time.Millisecond) // tls.rescan_interval (2 s) and some
 }
 
 // A Go net/http HTTPS server and client (crypto/tls), built by the current
@@ -213,9 +218,13 @@ func TestGoHTTPS(t *testing.T) {
 	r := startAgent(t, false)
 	for i, v := range gobintest.Variants {
 		t.Run(v.String(), func(t *testing.T) {
+			parent := r.t
+			r.t = t // the run's helpers fail this subtest
+			defer func() { r.t = parent }()
+			attached := goAttached(r)
 			p := startGoTLSPair(t, bins[i], bins[i], cert, key)
 			// One executable per variant, probed once for both processes.
-			waitGoAttached(t, r.metrics, i+1)
+			waitGoAttached(t, r, attached)
 			p.release(t)
 			server := r.waitEvents(len(goTLSWant), p.srv.Process.Pid)
 			client := r.waitEvents(len(goTLSWant), p.cli.Process.Pid)
