@@ -2,6 +2,8 @@ package httpflow_test
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,8 +11,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +23,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilproject/vigil/internal/agent"
+	"github.com/vigilproject/vigil/internal/config"
 	"github.com/vigilproject/vigil/internal/gobin/gobintest"
 	"github.com/vigilproject/vigil/internal/l7/httpflow"
+	"github.com/vigilproject/vigil/internal/servicemap"
 	"github.com/vigilproject/vigil/internal/testutil"
 )
 
@@ -79,10 +88,13 @@ const goTLSProgram = `package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -106,7 +118,7 @@ func main() {
 			panic(err)
 		}
 		fmt.Println("listening")
-		srv := &http.Server{Handler: mux, TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+		srv := &http.Server{Handler: mux, ErrorLog: log.New(io.Discard, "", 0), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 		panic(srv.ServeTLS(ln, os.Args[3], os.Args[4]))
 	case "get":
 		bufio.NewReader(os.Stdin).ReadString('\n')
@@ -187,19 +199,25 @@ func (p *goTLSPair) release(t *testing.T) {
 	}
 }
 
-// goAttached is how many executables the Go TLS probe attached to so far.
-func goAttached(r *run) float64 {
-	return r.metrics().Value("vigil_l7_go_tls_binaries_total", map[string]string{"result": "attached"})
+// goAttached is how many executables the Go TLS probe of the agent with
+// this registry attached to so far.
+func goAttached(t *testing.T, reg prometheus.Gatherer) float64 {
+	t.Helper()
+	m, err := testutil.Gather(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Value("vigil_l7_go_tls_binaries_total", map[string]string{"result": "attached"})
 }
 
-// waitGoAttached waits until the Go TLS probe attached to one more
-// executable than before (the periodic /proc scan finds new processes),
+// waitGoAttached waits until the Go TLS probe attached to n more
+// executables than before (the periodic /proc scan finds new processes),
 // then one scan longer: another Go program of the machine may have been
-// the one counted.
-func waitGoAttached(t *testing.T, r *run, before float64) {
+// one of those counted.
+func waitGoAttached(t *testing.T, reg prometheus.Gatherer, before float64, n int) {
 	t.Helper()
-	if !testutil.WaitFor(30*time.Second, func() bool { return goAttached(r) > before }) {
-		t.Fatalf("the Go TLS probe attached to no new executable: %v", r.metrics().Series("vigil_l7_go_tls_binaries_total"))
+	if !testutil.WaitFor(30*time.Second, func() bool { return goAttached(t, reg) >= before+float64(n) }) {
+		t.Fatalf("the Go TLS probe attached to %v new executables, want %d", goAttached(t, reg)-before, n)
 	}
 	time.Sleep(2500 * time.Millisecond) // tls.rescan_interval (2 s) and some
 }
@@ -221,10 +239,10 @@ func TestGoHTTPS(t *testing.T) {
 			parent := r.t
 			r.t = t // the run's helpers fail this subtest
 			defer func() { r.t = parent }()
-			attached := goAttached(r)
+			attached := goAttached(t, r.a.Registry)
 			p := startGoTLSPair(t, bins[i], bins[i], cert, key)
 			// One executable per variant, probed once for both processes.
-			waitGoAttached(t, r, attached)
+			waitGoAttached(t, r.a.Registry, attached, 1)
 			p.release(t)
 			server := r.waitEvents(len(goTLSWant), p.srv.Process.Pid)
 			client := r.waitEvents(len(goTLSWant), p.cli.Process.Pid)
@@ -339,4 +357,100 @@ func TestPythonHTTPS(t *testing.T) {
 		t.Errorf("page body %d bytes served, %d received, want 1200", server[0].ResponseBody, client[0].ResponseBody)
 	}
 	r.noLoss()
+}
+
+// startMapAgent runs the whole agent with the l7 probe and its HTTP server
+// on a free port (as vigil runs), and returns it and its service map's URL.
+func startMapAgent(t *testing.T) (*agent.Agent, string) {
+	t.Helper()
+	testutil.RequireBPF(t)
+	cfg, err := config.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := testutil.FreeAddr(t)
+	cfg.Web.ListenAddress = addr
+	a, err := agent.Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), agent.Options{Probes: []string{"l7"}, Listen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, stop, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- a.Main(func(ctx context.Context) error {
+			close(ready)
+			select {
+			case <-ctx.Done():
+			case <-stop:
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		testutil.SkipIfNotPermitted(t, err)
+		t.Fatalf("agent stopped: %v", err)
+	}
+	t.Cleanup(func() {
+		close(stop)
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	return a, "http://" + addr + "/api/v1/servicemap"
+}
+
+// httpEdges returns the service map's http edges from client to server.
+func httpEdges(t *testing.T, url, client, server string) []servicemap.Edge {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	var s servicemap.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	var out []servicemap.Edge
+	for _, e := range s.Edges {
+		if e.Client == client && e.Server == server && e.Protocol == "http" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// The Go HTTPS pair, each under a name of its own, through the agent's
+// /api/v1/servicemap: one http edge from client to server with exactly the
+// requests made, the 500 its one error.
+func TestGoHTTPSServiceMap(t *testing.T) {
+	testutil.RequireBPF(t)
+	cert, key := selfSigned(t)
+	bin := gobintest.Build(t, goTLSProgram, gobintest.Variant{})
+	srvBin := testutil.MarkerExecutable(t, bin, "ths")
+	cliBin := testutil.MarkerExecutable(t, bin, "thc")
+	a, url := startMapAgent(t)
+	attached := goAttached(t, a.Registry)
+	p := startGoTLSPair(t, srvBin, cliBin, cert, key)
+	waitGoAttached(t, a.Registry, attached, 2) // two files
+	p.release(t)
+	client, server := "process/"+filepath.Base(cliBin), "process/"+filepath.Base(srvBin)
+	var edges []servicemap.Edge
+	testutil.WaitFor(20*time.Second, func() bool {
+		edges = httpEdges(t, url, client, server)
+		return len(edges) == 1 && edges[0].Requests >= uint64(len(goTLSWant))
+	})
+	// A little longer, so that a request counted twice would show.
+	time.Sleep(3 * time.Second)
+	edges = httpEdges(t, url, client, server)
+	if len(edges) != 1 {
+		t.Fatalf("http edges %s → %s: %+v, want one", client, server, edges)
+	}
+	if e := edges[0]; e.Requests != uint64(len(goTLSWant)) || e.Errors != 1 || e.Latency.Count != uint64(len(goTLSWant)) {
+		t.Fatalf("edge %+v: want %d requests, 1 error (the 500), %d latencies", e, len(goTLSWant), len(goTLSWant))
+	}
 }
