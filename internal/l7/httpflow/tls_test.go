@@ -3,12 +3,12 @@ package httpflow_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -88,8 +88,6 @@ const goTLSProgram = `package main
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
