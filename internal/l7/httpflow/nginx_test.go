@@ -25,10 +25,11 @@ type accessLine struct {
 
 // startNginx runs Debian's nginx (one process) on a free loopback port
 // with an access log of status, request time, sizes and URI, and
-// locations answering 200, 301, 404 and 500; with a certificate and key,
-// it serves HTTPS.
+// locations answering 200, 301, 404 and 500.
 func startNginx(t *testing.T) (addr, logFile string, pid int) { return startNginxWith(t, "", "") }
 
+// startNginxWith is startNginx serving HTTPS with a certificate and key
+// (plain HTTP without).
 func startNginxWith(t *testing.T, cert, key string) (addr, logFile string, pid int) {
 	t.Helper()
 	nginx := lookPath(t, "nginx", "/usr/sbin/nginx")
