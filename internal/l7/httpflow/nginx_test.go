@@ -26,7 +26,11 @@ type accessLine struct {
 // startNginx runs Debian's nginx (one process) on a free loopback port
 // with an access log of status, request time, sizes and URI, and
 // locations answering 200, 301, 404 and 500.
-func startNginx(t *testing.T) (addr, logFile string, pid int) {
+func startNginx(t *testing.T) (addr, logFile string, pid int) { return startNginxWith(t, "", "") }
+
+// startNginxWith is startNginx serving HTTPS with a certificate and key
+// (plain HTTP without).
+func startNginxWith(t *testing.T, cert, key string) (addr, logFile string, pid int) {
 	t.Helper()
 	nginx := lookPath(t, "nginx", "/usr/sbin/nginx")
 	dir := t.TempDir()
@@ -35,6 +39,10 @@ func startNginx(t *testing.T) (addr, logFile string, pid int) {
 		t.Fatal(err)
 	}
 	logFile = filepath.Join(dir, "access.log")
+	listen := addr
+	if cert != "" {
+		listen = fmt.Sprintf("%s ssl;\n\t\tssl_certificate %s;\n\t\tssl_certificate_key %s", addr, cert, key)
+	}
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 pid %[1]s/nginx.pid;
@@ -58,7 +66,7 @@ http {
 		location /ok { return 200 "ok\n"; }
 	}
 }
-`, dir, addr, logFile)
+`, dir, listen, logFile)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +100,20 @@ func readAccessLog(t *testing.T, file string) []accessLine {
 // access log's, and every curl request's duration is within 1 ms or 20 %
 // of nginx's $request_time.
 func TestNginxREDMatchesAccessLog(t *testing.T) {
+	nginxRED(t, "", "")
+}
+
+// nginxRED is TestNginxREDMatchesAccessLog over HTTP, or over HTTPS with
+// a certificate and key (then every event must carry tls "openssl").
+func nginxRED(t *testing.T, cert, key string) {
 	curl := lookPath(t, "curl")
-	addr, logFile, pid := startNginx(t)
+	addr, logFile, pid := startNginxWith(t, cert, key)
 	r := startAgent(t, false, pid)
 
-	base := "http://" + addr
+	base, tlsLib := "http://"+addr, ""
+	if cert != "" {
+		base, tlsLib = "https://"+addr, "openssl"
+	}
 	var keepAlive, single []string
 	for i := 0; i < 8; i++ {
 		keepAlive = append(keepAlive, fmt.Sprintf("%s/ok/ka%d", base, i), fmt.Sprintf("%s/missing/ka%d", base, i))
@@ -121,7 +138,7 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 	slack := map[string]float64{}
 	curlTimed := func(args ...string) {
 		t.Helper()
-		w := []string{"-sS", "-w", "%{url_effective}\\n"}
+		w := []string{"-sSk", "-w", "%{url_effective}\\n"}
 		for range args {
 			w = append(w, "-o", "/dev/null")
 		}
@@ -132,7 +149,7 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 		}
 		waited := runDelay() - before
 		for _, u := range strings.Fields(string(out)) {
-			slack[u[strings.Index(u[len("http://"):], "/")+len("http://"):]] = waited
+			slack[strings.TrimPrefix(u, base)] = waited
 		}
 	}
 	// One curl, one connection, many requests.
@@ -190,8 +207,8 @@ func TestNginxREDMatchesAccessLog(t *testing.T) {
 	var maxDiff float64
 	preempted := 0
 	for _, e := range evs {
-		if e.Side != "server" || e.Method != "GET" || e.Comm != "nginx" {
-			t.Fatalf("event %+v: want nginx serving GET", e)
+		if e.Side != "server" || e.Method != "GET" || e.Comm != "nginx" || e.TLS != tlsLib {
+			t.Fatalf("event %+v: want nginx serving GET, tls %q", e, tlsLib)
 		}
 		l, ok := byPath[e.Path]
 		if !ok {
