@@ -3,17 +3,9 @@ package httpflow_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,43 +31,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// selfSigned writes a certificate for localhost and 127.0.0.1 and its key.
-func selfSigned(t testing.TB) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // nginx over HTTPS (its libssl): the same checks as over HTTP, every event
 // with tls "openssl".
 func TestNginxHTTPSREDMatchesAccessLog(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	nginxRED(t, cert, key)
 }
 
@@ -226,7 +185,7 @@ func waitGoAttached(t *testing.T, reg prometheus.Gatherer, before float64, n int
 // server's address and port.
 func TestGoHTTPS(t *testing.T) {
 	testutil.RequireBPF(t)
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	bins := make([]string, len(gobintest.Variants))
 	for i, v := range gobintest.Variants {
 		bins[i] = gobintest.Build(t, goTLSProgram, v)
@@ -316,7 +275,7 @@ except urllib.error.HTTPError as e:
 // through _ssl: events of both sides with tls "openssl".
 func TestPythonHTTPS(t *testing.T) {
 	py := lookPath(t, "/usr/bin/python3", "python3")
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	addr := testutil.FreeAddr(t)
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
 	srv := exec.Command(py, "-c", pyTLSServer, port, cert, key)
@@ -427,7 +386,7 @@ func httpEdges(t *testing.T, url, client, server string) []servicemap.Edge {
 // requests made, the 500 its one error.
 func TestGoHTTPSServiceMap(t *testing.T) {
 	testutil.RequireBPF(t)
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	bin := gobintest.Build(t, goTLSProgram, gobintest.Variant{})
 	srvBin := testutil.MarkerExecutable(t, bin, "ths")
 	cliBin := testutil.MarkerExecutable(t, bin, "thc")

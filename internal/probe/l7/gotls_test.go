@@ -3,19 +3,10 @@ package l7
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -125,39 +116,6 @@ func wantExchange(i int) (method, path string, status int) {
 	return "POST", fmt.Sprintf("/items/%d", i), 201
 }
 
-// selfSigned writes a certificate for localhost and 127.0.0.1 and its key.
-func selfSigned(t testing.TB) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // child is a test program waiting for its go line.
 type child struct {
 	cmd *exec.Cmd
@@ -261,7 +219,7 @@ func exchanges(evs []*ConnData, pid uint32) (out []l7http.Exchange, plainSyscall
 // status; the connection's syscall records never carry plaintext.
 func TestGoTLSKernel(t *testing.T) {
 	testutil.RequireBPF(t)
-	certFile, keyFile := selfSigned(t)
+	certFile, keyFile := testutil.SelfSignedCert(t)
 	// Position-independent too: the itab is then found from the probed
 	// instruction's run-time address.
 	variants := append(slices.Clone(gobintest.Variants), gobintest.Variant{PIE: true}, gobintest.Variant{External: true, Stripped: true})
@@ -447,7 +405,7 @@ func goTLSProgStats(tb testing.TB) (time.Duration, uint64) {
 // with the probe the BPF time of the Go TLS programs per request (4 uprobe
 // hits: Write entry on each side, Read entry and RET on each side).
 func BenchmarkGoTLSRequest(b *testing.B) {
-	certFile, keyFile := selfSigned(b)
+	certFile, keyFile := testutil.SelfSignedCert(b)
 	bin := gobintest.Build(b, httpsProg, gobintest.Variant{Stripped: true})
 	for _, on := range []bool{false, true} {
 		name := "off"

@@ -212,7 +212,7 @@ func TestOpenSSLNginx(t *testing.T) {
 	nginx := need(t, "nginx", "/usr/sbin/nginx")
 	curl := need(t, "curl")
 	dir := t.TempDir()
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	port := freePort(t)
 	page := strings.Repeat("vigil tls page\n", 8)
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(page), 0o644); err != nil {
@@ -487,7 +487,7 @@ func pyWant() []string {
 // requests made.
 func TestOpenSSLPython(t *testing.T) {
 	python := need(t, "/usr/bin/python3", "python3")
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	srv, port := startPyServer(t, python, cert, key)
 	cli := startPyClient(t, python, port, pyPaths...)
 
@@ -559,7 +559,7 @@ func checkBothSides(t *testing.T, s *stream, srvPID, cliPID uint32) {
 func TestOpenSSLNewProcesses(t *testing.T) {
 	python := need(t, "/usr/bin/python3", "python3")
 	dir := t.TempDir()
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	sysLib := libsslOf(t, python)
 	// One process on the system libssl before the probe starts.
 	before, _ := startPyServer(t, python, cert, key)
@@ -774,7 +774,7 @@ print("done", flush=True)
 // emit nothing and are each counted.
 func TestOpenSSLUnknownConnection(t *testing.T) {
 	python := need(t, "/usr/bin/python3", "python3")
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	cmd := exec.Command(python, "-c", pyUnixTLS, cert, key)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
@@ -862,7 +862,7 @@ print("done", flush=True)
 // attributed to the connection through the SSL object's last fd.
 func TestOpenSSLBufferedReads(t *testing.T) {
 	python := need(t, "/usr/bin/python3", "python3")
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	cmd := exec.Command(python, "-c", pyBuffered, cert, key)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
@@ -924,7 +924,7 @@ func TestOpenSSLOtherMountNamespace(t *testing.T) {
 	python := need(t, "/usr/bin/python3", "python3")
 	unshare := need(t, "unshare")
 	dir := t.TempDir()
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	sysLib := libsslOf(t, python)
 	// The library is copied into a tmpfs mounted over lib inside the
 	// namespace only: from here, lib stays empty.
@@ -983,7 +983,7 @@ func TestOpenSSLStaticBinary(t *testing.T) {
 		"-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic", "-lpthread", "-ldl").CombinedOutput(); err != nil {
 		t.Fatalf("building the static client: %v\n%s", err, out)
 	}
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	srv, port := startPyServer(t, python, cert, key)
 	cli := exec.Command(bin, append([]string{fmt.Sprint(port)}, pyPaths...)...)
 	var out bytes.Buffer

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vigilproject/vigil/internal/testutil"
 )
 
 // pySecrets runs a CPython http.server (plain, or wrapped in ssl with "tls")
@@ -55,7 +57,7 @@ print("done", flush=True)
 // data field, and each header appears with its value starred.
 func TestRedactKernel(t *testing.T) {
 	python := need(t, "/usr/bin/python3", "python3")
-	cert, key := selfSigned(t)
+	cert, key := testutil.SelfSignedCert(t)
 	const requests = 3
 	for _, mode := range []string{"plain", "tls"} {
 		t.Run(mode, func(t *testing.T) {
