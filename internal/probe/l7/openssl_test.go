@@ -536,7 +536,7 @@ func sslFDEntries(t *testing.T, p *Probe, pid int) int {
 func checkBothSides(t *testing.T, s *stream, srvPID, cliPID uint32) {
 	t.Helper()
 	want := pyWant()
-	testutil.WaitFor(5*time.Second, func() bool {
+	testutil.WaitFor(20*time.Second, func() bool {
 		evs := s.all()
 		a, _ := tlsExchanges(evs, srvPID, "server")
 		b, _ := tlsExchanges(evs, cliPID, "client")
