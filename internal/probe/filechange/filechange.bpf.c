@@ -27,6 +27,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AT_REMOVEDIR_VAL 0x200
 #define AT_EMPTY_PATH_VAL 0x1000
 
+#include "vigil_dentry_walk.h" /* after MAX_DEPTH and MAX_MOUNTS */
+
 enum {
 	FC_UNLINK = 1,
 	FC_RMDIR,
@@ -143,11 +145,6 @@ struct pathbuf {
 	char b[2 * PATH_BUF];
 };
 
-struct walk {
-	__u64 names[MAX_DEPTH];
-	__u32 lens[MAX_DEPTH];
-};
-
 VIGIL_EVENTS_RINGBUF(1 << 20)
 
 VIGIL_PATH_FILTER(watched, MAX_WATCHED);
@@ -165,13 +162,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pathbuf);
 } paths SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct walk);
-} walk_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -448,75 +438,9 @@ int tp_enter_creat(struct syscall_enter_ctx *ctx)
 }
 
 /*
- * The directory walk and the path assembly run as bpf_loop callbacks, so
- * the verifier checks each body once (the same technique as the open probe).
+ * The path assembly runs as a bpf_loop callback, like the directory walk
+ * (vigil_dentry_walk.h), so the verifier checks its body once.
  */
-struct walk_ctx {
-	__u64 d;	/* struct dentry * */
-	__u64 vm;	/* struct vfsmount * */
-	__u64 m;	/* struct mount * */
-	__u64 root_d;
-	__u64 root_mnt;
-	__u32 n;	/* components collected */
-	__u32 done;	/* 1: reached the root */
-};
-
-static long walk_step(__u32 i, void *arg)
-{
-	struct walk_ctx *c = arg;
-	struct dentry *d = (struct dentry *)c->d, *parent;
-	struct vfsmount *vm = (struct vfsmount *)c->vm;
-	struct mount *m = (struct mount *)c->m;
-	__u32 zero = 0;
-	struct walk *w;
-
-	if (c->d == c->root_d && c->vm == c->root_mnt) {
-		c->done = 1;
-		return 1;
-	}
-	if (d == BPF_CORE_READ(vm, mnt_root)) {
-		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
-
-		if (!pm || pm == m) {
-			c->done = 1; /* the namespace's root mount */
-			return 1;
-		}
-		c->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
-		c->m = (__u64)pm;
-		c->vm = (__u64)pm + bpf_core_field_offset(struct mount, mnt);
-		return 0;
-	}
-	parent = BPF_CORE_READ(d, d_parent);
-	if (!parent || parent == d) {
-		c->done = 1;
-		return 1;
-	}
-	w = bpf_map_lookup_elem(&walk_scratch, &zero);
-	__u32 n = c->n;
-	if (!w || n >= MAX_DEPTH)
-		return 1;
-	w->names[n] = (__u64)BPF_CORE_READ(d, d_name.name);
-	w->lens[n] = BPF_CORE_READ(d, d_name.len);
-	c->n = n + 1;
-	c->d = (__u64)parent;
-	return 0;
-}
-
-/* Components of (d, vm) up to the task's root, leaf first; -1 if unbounded. */
-static __always_inline int walk_dir(struct dentry *d, struct vfsmount *vm, struct path *root)
-{
-	struct walk_ctx c = {
-		.d = (__u64)d,
-		.vm = (__u64)vm,
-		.m = (__u64)container_of(vm, struct mount, mnt),
-		.root_d = (__u64)BPF_CORE_READ(root, dentry),
-		.root_mnt = (__u64)BPF_CORE_READ(root, mnt),
-	};
-
-	bpf_loop(MAX_DEPTH + MAX_MOUNTS, walk_step, &c, 0);
-	return c.done ? (int)c.n : -1;
-}
-
 struct write_ctx {
 	int n;
 	__u32 slot;

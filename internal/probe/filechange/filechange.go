@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -128,10 +127,10 @@ func Programs(writeOpens bool) []kernel.ProgramDef {
 // Probe is the running file-change probe.
 type Probe struct {
 	probe.Base
-	cfg      *Config
-	maps     filechangeMaps
-	plan     watchPlan
-	eventsOn bool
+	cfg    *Config
+	maps   filechangeMaps
+	plan   watchPlan
+	events probe.EventSwitch
 
 	foldedDrops prometheus.Counter
 }
@@ -177,50 +176,18 @@ func (p *Probe) Start(env *probe.Env) error {
 			return fail(fmt.Errorf("setting watched prefix %q: %w", e, err))
 		}
 	}
-	if err := p.setEvents(p.wantEvents()); err != nil {
+	p.events = probe.EventSwitch{Control: p.maps.Control, Kind: KindFileChange, Enabled: p.cfg.Events}
+	if err := p.events.Set(p.events.Wanted(env.Bus)); err != nil {
 		return fail(err)
 	}
 	p.registerMetrics()
 	return nil
 }
 
-func (p *Probe) wantEvents() bool {
-	return p.cfg.Events && p.Env.Bus != nil && p.Env.Bus.Wants(KindFileChange)
-}
-
-// setEvents turns event records on or off in the kernel.
-func (p *Probe) setEvents(on bool) error {
-	v := uint32(0)
-	if on {
-		v = 1
-	}
-	if err := p.maps.Control.Put(uint32(0), v); err != nil {
-		return fmt.Errorf("switching events: %w", err)
-	}
-	p.eventsOn = on
-	return nil
-}
-
-// Run implements probe.Probe. Besides reading the ring buffer it checks
-// every second whether anyone consumes file_change events and tells the
-// kernel.
+// Run implements probe.Probe: it reads the ring buffer and, every second,
+// tells the kernel whether anyone consumes file_change events.
 func (p *Probe) Run(ctx context.Context) error {
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if want := p.wantEvents(); want != p.eventsOn {
-					if err := p.setEvents(want); err != nil {
-						p.Env.Log.Warn("switching file_change events failed", "err", err)
-					}
-				}
-			}
-		}
-	}()
+	go p.events.Follow(ctx, p.Env.Bus, p.Env.Log)
 	return p.ReadRing(ctx, p.handle)
 }
 

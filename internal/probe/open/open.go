@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
@@ -174,7 +173,7 @@ type Probe struct {
 	maps openMaps // the object's maps, by the names open.bpf.c gives them
 	cg   *proc.Cgroups
 
-	eventsOn  bool
+	events    probe.EventSwitch
 	flagCache sync.Map // uint64 flags -> string, bounded by flagCacheMax
 	flagCount int
 	flagMu    sync.Mutex
@@ -229,7 +228,8 @@ func (p *Probe) Start(env *probe.Env) error {
 		return fail(err)
 	}
 	p.cg = env.CgroupResolver(p.cfg.CgroupRoot)
-	if err := p.setEvents(p.wantEvents()); err != nil {
+	p.events = probe.EventSwitch{Control: p.maps.Control, Kind: event.KindOpen, Enabled: p.cfg.Events}
+	if err := p.events.Set(p.events.Wanted(env.Bus)); err != nil {
 		return fail(err)
 	}
 	p.registerMetrics(env)
@@ -327,42 +327,10 @@ func (p *Probe) filterCgroupIDs() ([]uint64, error) {
 	return ids, nil
 }
 
-func (p *Probe) wantEvents() bool {
-	return p.cfg.Events && p.Env.Bus != nil && p.Env.Bus.Wants(event.KindOpen)
-}
-
-// setEvents turns event records on or off in the kernel.
-func (p *Probe) setEvents(on bool) error {
-	v := uint32(0)
-	if on {
-		v = 1
-	}
-	if err := p.maps.Control.Put(uint32(0), v); err != nil {
-		return fmt.Errorf("switching events: %w", err)
-	}
-	p.eventsOn = on
-	return nil
-}
-
-// Run implements probe.Probe. Besides reading the ring buffer it checks
-// every second whether anyone consumes open events and tells the kernel.
+// Run implements probe.Probe: it reads the ring buffer and, every second,
+// tells the kernel whether anyone consumes open events.
 func (p *Probe) Run(ctx context.Context) error {
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if want := p.wantEvents(); want != p.eventsOn {
-					if err := p.setEvents(want); err != nil {
-						p.Env.Log.Warn("switching open events failed", "err", err)
-					}
-				}
-			}
-		}
-	}()
+	go p.events.Follow(ctx, p.Env.Bus, p.Env.Log)
 	return p.ReadRing(ctx, p.handle)
 }
 
