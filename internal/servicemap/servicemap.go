@@ -65,12 +65,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// Slots of the per-minute ring: windows up to MaxWindow.
+// Slots of the per-minute ring: windows up to MaxWindow, plus the current,
+// partial minute.
 const (
 	slotWidth = time.Minute
-	numSlots  = 15
+	numSlots  = 16
 	// MaxWindow is the longest ?window= a snapshot can cover.
-	MaxWindow = numSlots * slotWidth
+	MaxWindow = (numSlots - 1) * slotWidth
 )
 
 // Drop reasons (vigil_servicemap_dropped_total{reason}).

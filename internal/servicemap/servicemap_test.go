@@ -392,6 +392,11 @@ func TestWindowCountsRecentMinutes(t *testing.T) {
 			t.Errorf("window %v: %+v, want %d requests", c.w, s.Edges, c.want)
 		}
 	}
+	// A second into minute 11, a 1m window still holds minute 10: a window
+	// never covers less than asked.
+	if s := m.Snapshot(t0.Add(11*time.Minute+time.Second), Query{Window: time.Minute}); len(s.Edges) != 1 || s.Edges[0].Requests != 2 {
+		t.Errorf("1m window just after the minute: %+v, want 2 requests", s.Edges)
+	}
 	// A window with nothing in it shows no edge (the slots of minute 0 were
 	// reused after 15 minutes).
 	if s := m.Snapshot(t0.Add(16*time.Minute), Query{Window: 5 * time.Minute}); len(s.Edges) != 0 || len(s.Nodes) != 0 {

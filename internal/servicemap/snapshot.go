@@ -65,7 +65,7 @@ type Latency struct {
 // Query selects what a snapshot shows.
 type Query struct {
 	Protocol string        // "" for all, else http or tcp
-	Window   time.Duration // 0: since first seen; else the last Window, in whole minutes (at most MaxWindow)
+	Window   time.Duration // 0: since first seen; else at least the last Window: the current minute and Window in whole minutes before it (at most MaxWindow)
 }
 
 // Snapshot returns the map as of now.
@@ -175,13 +175,15 @@ func (out *Edge) fill(st *stats) {
 // window sums the minute slots that overlap the last w (rounded up to
 // whole minutes, the current minute included).
 func (e *edge) window(now time.Time, w time.Duration) *stats {
+	// The current, partial minute and the n whole minutes before it: at
+	// least w of history, so a request a second ago is never left out.
 	n := int64((w + slotWidth - 1) / slotWidth)
-	n = min(n, numSlots)
+	n = min(n, numSlots-1)
 	cur := now.Unix() / int64(slotWidth/time.Second)
 	var st stats
 	for i := range e.slots {
 		sl := &e.slots[i]
-		if sl.minute > cur-n && sl.minute <= cur {
+		if sl.minute >= cur-n && sl.minute <= cur {
 			st.merge(&sl.stats)
 		}
 	}
