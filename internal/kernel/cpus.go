@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/cilium/ebpf"
 )
 
 // onlineCPUsFile lists the CPUs the scheduler runs on ("0-3,6").
@@ -57,4 +59,22 @@ func SumPerCPU(vals []uint64) uint64 {
 		sum += v
 	}
 	return sum
+}
+
+// ReadCounters fills out[i] with the sum over CPUs of element i of a
+// per-CPU array of uint64 counters, for i < len(out). An element that
+// cannot be read stays 0; the first such error is returned.
+func ReadCounters(m *ebpf.Map, out []uint64) error {
+	var first error
+	for i := range out {
+		var per []uint64
+		if err := m.Lookup(uint32(i), &per); err != nil {
+			if first == nil {
+				first = fmt.Errorf("counter %d: %w", i, err)
+			}
+			continue
+		}
+		out[i] = SumPerCPU(per)
+	}
+	return first
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigilproject/vigil/internal/kernel"
 )
 
 // Kernel counters, as the C_* indexes in l7.bpf.c.
@@ -41,14 +42,8 @@ type Counters struct {
 func (p *Probe) ReadCounters() (Counters, error) {
 	var c Counters
 	var vals [cMax]uint64
-	for i := uint32(0); i < cMax; i++ {
-		var per []uint64
-		if err := p.maps.Counters.Lookup(i, &per); err != nil {
-			return c, err
-		}
-		for _, v := range per {
-			vals[i] += v
-		}
+	if err := kernel.ReadCounters(p.maps.Counters, vals[:]); err != nil {
+		return c, err
 	}
 	c.Learnt, c.Closed, c.Replaced = vals[cConnInsert], vals[cConnClose], vals[cConnReplaced]
 	c.StaleFD, c.CallsFull, c.Truncated = vals[cStaleFD], vals[cCallsFull], vals[cTruncated]

@@ -231,14 +231,8 @@ const (
 
 func (g *goTLS) read() (GoTLSCounters, error) {
 	var v [gMax]uint64
-	for i := uint32(0); i < gMax; i++ {
-		var per []uint64
-		if err := g.counters.Lookup(i, &per); err != nil {
-			return GoTLSCounters{}, err
-		}
-		for _, n := range per {
-			v[i] += n
-		}
+	if err := kernel.ReadCounters(g.counters, v[:]); err != nil {
+		return GoTLSCounters{}, err
 	}
 	return GoTLSCounters{NoEntry: v[gNoEntry], NotTCP: v[gNotTCP], UnknownFD: v[gUnknownFD], ReadFault: v[gReadFault], Records: v[gRecords]}, nil
 }

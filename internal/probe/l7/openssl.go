@@ -326,14 +326,8 @@ type TLSCounters struct {
 // ReadTLSCounters sums the per-CPU TLS counters.
 func (p *Probe) ReadTLSCounters() (TLSCounters, error) {
 	var vals [tcMax]uint64
-	for i := uint32(0); i < tcMax; i++ {
-		var per []uint64
-		if err := p.maps.TLSCounters.Lookup(i, &per); err != nil {
-			return TLSCounters{}, err
-		}
-		for _, v := range per {
-			vals[i] += v
-		}
+	if err := kernel.ReadCounters(p.maps.TLSCounters, vals[:]); err != nil {
+		return TLSCounters{}, err
 	}
 	return TLSCounters{Records: vals[tcRecords], UnknownConn: vals[tcUnknownConn], StateFull: vals[tcStateFull]}, nil
 }

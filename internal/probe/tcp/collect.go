@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilproject/vigil/internal/kernel"
 	"github.com/vigilproject/vigil/internal/metrics"
 	"github.com/vigilproject/vigil/internal/probe"
 )
@@ -332,15 +333,7 @@ func readCounters(m *ebpf.Map) [cMax]uint64 {
 	if m == nil {
 		return out
 	}
-	for i := uint32(0); i < cMax; i++ {
-		var per []uint64
-		if err := m.Lookup(i, &per); err != nil {
-			continue
-		}
-		for _, v := range per {
-			out[i] += v
-		}
-	}
+	_ = kernel.ReadCounters(m, out[:]) // an unreadable counter shows 0
 	return out
 }
 
